@@ -1,0 +1,28 @@
+# Set-up and tests. `make install` creates .venv with everything (mmsegmentation included);
+# `make test` runs the test suite in it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: install install-core install-mmseg test clean
+
+install: install-core install-mmseg
+
+install-core:
+	test -x $(PY) || python3 -m venv $(VENV)
+	# CPU build of torch first: an unpinned torch can pull a multi-GB CUDA build.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[test]'
+
+# mmsegmentation (ADE20K segmenters) through the maintained onedl fork; mmcv compiles its
+# ops against the installed torch (about 13 minutes on 2 cores; pip caches the wheel).
+install-mmseg:
+	$(PIP) install ninja wheel setuptools
+	MMCV_WITH_OPS=1 MAX_JOBS=2 $(PIP) install --no-build-isolation onedl-mmcv==2.3.6
+	$(PIP) install onedl-mmsegmentation==1.4.2 ftfy regex
+
+test:
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

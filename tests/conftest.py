@@ -1,0 +1,25 @@
+"""Shared fixtures: tiny models and the real data folder (../shared/data)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def needs_data(*parts: str) -> Path:
+    """Path under ../shared/data; skips the test when it is absent."""
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not found: {path}")
+    return path
+
+
+@pytest.fixture
+def tiny_generator():
+    from timelapse_cli.model import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    return Generator(GeneratorConfig(width=0.125)).eval()

@@ -1,0 +1,80 @@
+import torch
+
+from timelapse_cli.model.modulation import Regions, class_stats, modulate, normalize
+
+EPS = 1e-5
+
+
+def _stats_per_class(feat, labels, k):
+    """Population mean/std per class and channel, the obvious way: (K, C) each."""
+    f = feat[0].flatten(1)
+    lab = labels.flatten()
+    return (torch.stack([f[:, lab == s].mean(1) for s in range(k)]),
+            torch.stack([f[:, lab == s].std(1, unbiased=False) for s in range(k)]))
+
+
+def _adain(content, c_labels, style, s_labels, k, noise=None):
+    c_reg = Regions(c_labels, k, tuple(content.shape[-2:]))
+    s_reg = Regions(s_labels, k, tuple(style.shape[-2:]))
+    return modulate(normalize(content, c_reg, EPS), c_reg, style, s_reg, EPS, noise)
+
+
+def test_classwise_adain_matches_style_statistics():
+    torch.manual_seed(0)
+    k = 3
+    content = torch.randn(1, 8, 20, 24, dtype=torch.float64) * 2 + 1
+    c_labels = torch.randint(0, k, (20, 24))
+    # Style: each class with its own mean and spread, and another size than the content.
+    s_labels = torch.randint(0, k, (15, 11))
+    style = torch.randn(1, 8, 15, 11, dtype=torch.float64)
+    style = style * (1 + s_labels.double()) * 3 + 10 * s_labels.double()
+    out = _adain(content, c_labels, style, s_labels, k)
+    out_mean, out_std = _stats_per_class(out, c_labels, k)
+    sty_mean, sty_std = _stats_per_class(style, s_labels, k)
+    assert torch.allclose(out_mean, sty_mean, atol=1e-4)
+    assert torch.allclose(out_std, sty_std, atol=1e-4, rtol=1e-4)
+
+
+def test_class_missing_from_style_gets_global_statistics():
+    torch.manual_seed(1)
+    content = torch.randn(1, 4, 10, 10, dtype=torch.float64)
+    c_labels = torch.zeros(10, 10, dtype=torch.long)
+    c_labels[:, 5:] = 1  # class 1 exists only in the content
+    style = torch.randn(1, 4, 8, 8, dtype=torch.float64) * 5 + 3
+    s_labels = torch.zeros(8, 8, dtype=torch.long)
+    out = _adain(content, c_labels, style, s_labels, 2)
+    part = out[0][:, c_labels == 1]
+    g = style[0].flatten(1)
+    assert torch.allclose(part.mean(1), g.mean(1), atol=1e-4)
+    assert torch.allclose(part.std(1, unbiased=False), g.std(1, unbiased=False), atol=1e-4)
+
+
+def test_pixels_of_no_class_get_global_statistics_not_zero():
+    content = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    c_labels = torch.full((6, 6), -1)
+    style = torch.randn(1, 2, 6, 6, dtype=torch.float64) + 7
+    out = _adain(content, c_labels, style, torch.zeros(6, 6, dtype=torch.long), 1)
+    assert torch.allclose(out[0].flatten(1).mean(1), style[0].flatten(1).mean(1), atol=1e-4)
+
+
+def test_degenerate_regions_stay_finite():
+    content = torch.ones(1, 3, 9, 9)  # constant everywhere
+    c_labels = torch.zeros(9, 9, dtype=torch.long)
+    c_labels[0, 0] = 1  # a one-pixel class
+    style = torch.zeros(1, 3, 5, 5)  # constant style
+    s_labels = torch.zeros(5, 5, dtype=torch.long)
+    s_labels[2, 2] = 1  # one pixel in the style too; class 2 empty everywhere
+    out = _adain(content, c_labels, style, s_labels, 3, noise=torch.ones(1, 1, 9, 9))
+    assert torch.isfinite(out).all()
+    mean, std = class_stats(content, Regions(c_labels, 3, (9, 9)), EPS)
+    assert torch.isfinite(mean).all() and (std > 0).all()
+
+
+def test_noise_multiplies_the_style_mean():
+    torch.manual_seed(2)
+    content = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    labels = torch.zeros(6, 6, dtype=torch.long)
+    style = torch.randn(1, 2, 6, 6, dtype=torch.float64) + 4
+    plain = _adain(content, labels, style, labels, 1)
+    noisy = _adain(content, labels, style, labels, 1, noise=torch.full((1, 1, 6, 6), 2.0, dtype=torch.float64))
+    assert torch.allclose(noisy - plain, style[0].flatten(1).mean(1).view(1, 2, 1, 1).expand_as(plain), atol=1e-6)

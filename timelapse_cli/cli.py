@@ -1,0 +1,153 @@
+"""The `timeflies` command line. Each command parses options and makes one library call.
+
+Heavy imports (torch, av) happen inside the commands so that `--help` is instant.
+`main` is the one place where the library's errors become a one-line message and exit 2.
+"""
+from __future__ import annotations
+
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Animate a still photo with the change over time of a reference time-lapse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+# Options shared by several commands, defined once.
+WeightsOpt = Annotated[Optional[Path], typer.Option(
+    "--weights", help="Generator weights directory (config.json + generator.safetensors). "
+    "Default: the weights shipped in weights/.", show_default=False)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise map; same seed, same output.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+
+
+def _size(value: Optional[str]):
+    """'512' -> 512 (long side); '640x360' -> (640, 360)."""
+    if value is None:
+        return None
+    try:
+        if "x" in value.lower():
+            w, h = (int(v) for v in value.lower().split("x"))
+            if w > 0 and h > 0:
+                return (w, h)
+        elif int(value) > 0:
+            return int(value)
+    except ValueError:
+        pass
+    raise typer.BadParameter(f"'{value}' is not a size; give a long side (512) or WxH (640x360)")
+
+
+def _fps(value: Optional[str]):
+    if value is None:
+        return None
+    try:
+        fps = Fraction(value).limit_denominator(1_000_000)
+    except (ValueError, ZeroDivisionError):
+        fps = Fraction(0)
+    if fps <= 0:
+        raise typer.BadParameter(f"'{value}' is not a frame rate; give e.g. 25, 29.97 or 30000/1001")
+    return fps
+
+
+@app.command()
+def animate(
+    image: Annotated[Path, typer.Argument(help="The still photo to animate.", show_default=False)],
+    reference: Annotated[Path, typer.Argument(
+        help="Reference time-lapse: a video file (mp4, mov, webm, avi, gif...) or a folder of frames.",
+        show_default=False)],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output .mp4/.mov/.mkv, or a folder path ending in / for PNG frames. "
+        "Default: IMAGE's name + '-timeflies.mp4'.", show_default=False)] = None,
+    weights: WeightsOpt = None,
+    image_seg: Annotated[Optional[Path], typer.Option(
+        help="Label map of the photo: PNG of class ids (e.g. ADE20K) or the 8-group RGB format.")] = None,
+    video_seg: Annotated[Optional[Path], typer.Option(
+        help="Label map of the reference (one for the whole static-camera video), same format.")] = None,
+    size: Annotated[Optional[str], typer.Option(
+        help="Output size: long side (512) or WxH (640x360). Default: the photo's own size.")] = None,
+    max_size: Annotated[int, typer.Option(help="Cap on the output's long side.")] = 1024,
+    ref_size: Annotated[int, typer.Option(
+        help="Cap on the long side of reference frames (they only feed statistics).")] = 256,
+    fps: Annotated[Optional[str], typer.Option(
+        help="Output frame rate (25, 29.97, 30000/1001). Default: the reference's.")] = None,
+    frames: Annotated[Optional[int], typer.Option(
+        help="Number of output frames, resampling the reference in time. Default: one per reference frame.")] = None,
+    folder_fps: Annotated[str, typer.Option(help="Frame rate of a reference given as a folder of frames.")] = "25",
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    batch: Annotated[int, typer.Option(help="Frames generated together.")] = 4,
+    crf: Annotated[int, typer.Option(help="H.264 quality, 0 (lossless) .. 51; lower is better.")] = 18,
+    preview: Annotated[Optional[Path], typer.Option(help="Also write a contact sheet of frames to this PNG.")] = None,
+    naive: Annotated[bool, typer.Option(
+        help="Run the whole generator for every frame, as the reference code does (slow; for comparison).")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Animate IMAGE with the change over time of REFERENCE; write a video."""
+    from .animate import AnimateOptions, Animator
+
+    output = output or Path(f"{image.stem}-timeflies.mp4")
+    opts = AnimateOptions(size=_size(size), max_size=max_size, ref_size=ref_size, image_seg=image_seg,
+                          video_seg=video_seg, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
+                          seed=seed, batch=batch, crf=crf, preview=preview, naive=naive)
+    with _progress(quiet, "Animating") as progress:
+        result = Animator(weights, device).animate(image, reference, output, opts, progress)
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    if not quiet:
+        out.print(f"Wrote [bold]{result.output}[/]: {result.frames} frames, {result.width}x{result.height}, "
+                  f"{float(result.fps):g} fps, {result.classes} class(es), on {result.device}")
+        out.print(f"{result.seconds:.1f} s in all; generation {result.generate_seconds:.1f} s = "
+                  f"{result.generate_fps:.2f} frames/s" + (" (naive)" if naive else ""))
+        if result.preview:
+            out.print(f"Preview: {result.preview}")
+
+
+class _progress:
+    """Context manager giving a progress(done, total) callback drawn as a Rich bar with ETA."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.quiet, self.label = quiet, label
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            console=err, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=None)
+        return lambda done, total: self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+
+def main() -> None:
+    """Entry point: run the app; a library error becomes one line on stderr and exit 2."""
+    from .errors import TimefliesError
+
+    try:
+        app()
+    except TimefliesError as e:
+        err.print(f"[red]error:[/] {e}", soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; no partial output was kept")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""D_G: the mirror of E_GI with Haar unpooling and two classwise modulations.
+
+Decoder layers are named after the encoder layer they mirror. The path splits at the
+first modulation: `head` (up to D_relu2.1) depends on the image alone and runs once per
+image; `tail` runs per frame.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GeneratorConfig
+from .layers import conv3x3
+from .wavelet import HaarUnpool
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = (cfg.channels(k) for k in (1, 2, 3, 4))
+        self.conv4_1 = nn.Conv2d(c4, c3, 3)
+        self.conv3_4 = nn.Conv2d(c3, c3, 3)
+        self.conv3_3 = nn.Conv2d(c3, c3, 3)
+        self.conv3_2 = nn.Conv2d(c3, c3, 3)
+        self.conv3_1 = nn.Conv2d(c3, c2, 3)
+        self.conv2_2 = nn.Conv2d(c2, c2, 3)
+        self.conv2_1 = nn.Conv2d(c2, c1, 3)
+        self.conv1_2 = nn.Conv2d(c1, c1, 3)
+        self.conv1_1 = nn.Conv2d(c1, 3, 3)
+        self.unpool = HaarUnpool()
+
+    def head(self, relu4_1: torch.Tensor, skips: list, sizes: list) -> torch.Tensor:
+        """relu4_1 (B, C4, H/8, W/8) + skips of pools 2, 3 -> D_relu2.1 (B, C2, H/2, W/2)."""
+        x = F.relu(conv3x3(relu4_1, self.conv4_1))
+        x = self.unpool(x, skips[2], sizes[2])
+        for conv in (self.conv3_4, self.conv3_3, self.conv3_2, self.conv3_1):
+            x = F.relu(conv3x3(x, conv))
+        x = self.unpool(x, skips[1], sizes[1])
+        return F.relu(conv3x3(x, self.conv2_2))
+
+    def middle(self, x: torch.Tensor, skip1: tuple, size1: tuple) -> torch.Tensor:
+        """Modulated D_relu2.1 (B, C2, H/2, W/2) + skips of pool 1 -> D_relu1.1 (B, C1, H, W)."""
+        x = F.relu(conv3x3(x, self.conv2_1))
+        if skip1[0].shape[0] != x.shape[0]:  # skips are cached once for a batch of frames
+            skip1 = tuple(s.expand(x.shape[0], -1, -1, -1) for s in skip1)
+        x = self.unpool(x, skip1, size1)
+        return F.relu(conv3x3(x, self.conv1_2))
+
+    def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
+        """Modulated D_relu1.1 (B, C1, H, W) -> RGB (B, 3, H, W); no ReLU on the last conv."""
+        return conv3x3(x, self.conv1_1)

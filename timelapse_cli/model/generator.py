@@ -1,0 +1,73 @@
+"""G = (E_GI, E_GV, D_G): F~_t = D_G(E_GI(I), E_GV(V_t)).
+
+Two ways to run it, equal to float precision:
+- `forward`: the whole generator for every frame, as the reference code does;
+- `encode_image` once, then `decode` per batch of windows: E_GI and D_G up to the first
+  modulation depend on the image alone, so they are computed once and cached.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import GeneratorConfig
+from .decoder import Decoder
+from .encoders import VGGEncoder, VideoEncoder
+from .modulation import Regions, modulate, normalize
+
+
+@dataclass
+class ImageCache:
+    """What the image contributes to every frame (batch dimension 1)."""
+    normalized: torch.Tensor  # D_relu2.1, classwise-normalised: (1, C2, H/2, W/2)
+    skip1: tuple              # pool-1 high bands, each (1, C1, H/2, W/2)
+    size1: tuple              # (H, W)
+    regions2: Regions         # image classes at H/2
+    regions1: Regions         # image classes at H
+    num_classes: int
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg or GeneratorConfig()
+        self.image_encoder = VGGEncoder(self.config, pool="haar")
+        self.video_encoder = VideoEncoder(self.config)
+        self.decoder = Decoder(self.config)
+
+    def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int) -> ImageCache:
+        """image (B, 3, H, W) in [0, 1]; labels (H, W) int64 in 0..K-1 (-1 = no class)."""
+        relu4_1, skips, sizes, _ = self.image_encoder(image)
+        x = self.decoder.head(relu4_1, skips, sizes)
+        device = image.device
+        regions2 = Regions(labels, num_classes, tuple(x.shape[-2:])).to(device)
+        regions1 = Regions(labels, num_classes, sizes[0]).to(device)
+        return ImageCache(normalize(x, regions2, self.config.eps), skips[0], sizes[0],
+                          regions2, regions1, num_classes)
+
+    def decode(self, cache: ImageCache, windows: torch.Tensor, ref_labels: torch.Tensor,
+               noise: torch.Tensor | None) -> torch.Tensor:
+        """windows (B, 9, h, w): 3 reference frames each, in [0, 1]; ref_labels (h, w);
+        noise z (B, 1, H, W) or None -> frames (B, 3, H, W), not clamped."""
+        eps = self.config.eps
+        relu1_1, relu2_1 = self.video_encoder(windows)
+        k = cache.num_classes
+        style2 = Regions(ref_labels, k, tuple(relu2_1.shape[-2:])).to(windows.device)
+        style1 = Regions(ref_labels, k, tuple(relu1_1.shape[-2:])).to(windows.device)
+        # Classwise AdaIN at D_relu2.1.
+        x = modulate(cache.normalized, cache.regions2, relu2_1, style2, eps)
+        x = self.decoder.middle(x, cache.skip1, cache.size1)
+        # Classwise NoiseAdaIN at D_relu1.1.
+        y = modulate(normalize(x, cache.regions1, eps), cache.regions1, relu1_1, style1, eps, noise)
+        mix = self.config.noise_mix
+        if mix != 1.0:
+            y = mix * y + (1.0 - mix) * x
+        return self.decoder.to_rgb(y)
+
+    def forward(self, image: torch.Tensor, labels: torch.Tensor, windows: torch.Tensor,
+                ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None) -> torch.Tensor:
+        """The full generator for every frame: image (B, 3, H, W), one copy per window."""
+        cache = self.encode_image(image, labels, num_classes)
+        return self.decode(cache, windows, ref_labels, noise)
