@@ -201,7 +201,7 @@ def _source_indices(n_out: int, n_ref: int) -> list[int]:
 
 def _to_tensor(frame: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float().div_(255)
+    return torch.from_numpy(np.array(frame, dtype=np.float32)).div_(255).permute(2, 0, 1)[None]
 
 
 def _windows(reader: "video.FrameReader", sources: list[int], size: tuple[int, int]) -> Iterator[torch.Tensor]:

@@ -31,6 +31,19 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise map; sam
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+        out.print(f"timeflies {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """Animate a still photo with the change over time of a reference time-lapse."""
+
+
 def _size(value: Optional[str]):
     """'512' -> 512 (long side); '640x360' -> (640, 360)."""
     if value is None:

@@ -18,10 +18,11 @@ from typing import Iterator
 
 import av
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import InputError
 from .fsutil import atomic_path
+from .images import open_image
 
 FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_FPS = Fraction(25)
@@ -29,6 +30,7 @@ DEFAULT_FPS = Fraction(25)
 _MAX_FPS = 1000
 
 _CONTAINER_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+VIDEO_SUFFIXES = tuple(_CONTAINER_FORMATS)
 _VIDEO_HINT = "give an mp4/mov/webm/avi/gif file or a folder of frames"
 
 
@@ -262,12 +264,7 @@ def _natural_key(path: Path) -> list:
 
 def _load_image(file: Path) -> Image.Image:
     """Load one frame file as an upright RGB Pillow image; InputError names a bad file."""
-    try:
-        with Image.open(file) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (OSError, Image.DecompressionBombError) as e:
-        raise InputError(f"frame '{file}' cannot be read as an image ({e}); "
-                         f"replace or remove it") from None
+    return open_image(file, what="frame", hint="replace or remove it").convert("RGB")
 
 
 # ---------------------------------------------------------------- writing
