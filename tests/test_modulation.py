@@ -1,6 +1,6 @@
 import torch
 
-from timelapse_cli.model.modulation import Regions, class_stats, modulate, normalize
+from timelapse_cli.model.modulation import Regions, class_stats, modulate
 
 EPS = 1e-5
 
@@ -16,7 +16,7 @@ def _stats_per_class(feat, labels, k):
 def _adain(content, c_labels, style, s_labels, k, noise=None):
     c_reg = Regions(c_labels, k, tuple(content.shape[-2:]))
     s_reg = Regions(s_labels, k, tuple(style.shape[-2:]))
-    return modulate(normalize(content, c_reg, EPS), c_reg, style, s_reg, EPS, noise)
+    return modulate(content, c_reg, style, s_reg, EPS, noise)
 
 
 def test_classwise_adain_matches_style_statistics():
@@ -78,3 +78,20 @@ def test_noise_multiplies_the_style_mean():
     plain = _adain(content, labels, style, labels, 1)
     noisy = _adain(content, labels, style, labels, 1, noise=torch.full((1, 1, 6, 6), 2.0, dtype=torch.float64))
     assert torch.allclose(noisy - plain, style[0].flatten(1).mean(1).view(1, 2, 1, 1).expand_as(plain), atol=1e-6)
+
+
+def test_single_region_fast_path_equals_general_path():
+    torch.manual_seed(3)
+    content = torch.randn(2, 5, 12, 10, dtype=torch.float64)
+    style = torch.randn(2, 5, 7, 9, dtype=torch.float64) * 2 + 1
+    noise = torch.rand(2, 1, 12, 10, dtype=torch.float64) + 0.5
+    one = _adain(content, torch.zeros(12, 10, dtype=torch.long), style, torch.zeros(7, 9, dtype=torch.long), 1, noise)
+    # Same single region, but declared among 3 classes with one pixel of "no class"
+    # (-1 takes global statistics, which here equal the region's up to that pixel).
+    c_labels = torch.full((12, 10), 2)
+    s_labels = torch.full((7, 9), 2)
+    assert Regions(c_labels, 3, (12, 10)).single == 2
+    general = _adain(content, c_labels, style, s_labels, 3, noise)
+    assert torch.allclose(one, general, atol=1e-10)
+    c_labels[0, 0] = 0
+    assert Regions(c_labels, 3, (12, 10)).single is None

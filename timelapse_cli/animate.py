@@ -22,9 +22,10 @@ import torch
 from . import images, labels, video
 from .errors import InputError, TimefliesError
 from .model import Generator, noise_frames
-from .runtime import resolve_device
+from .runtime import resolve_device, tune_allocator
 from .weights import from_pretrained
 
+CHANNELS_LAST = torch.channels_last
 ProgressFn = Callable[[int, int], None]  # (frames done, frames total)
 
 
@@ -70,13 +71,17 @@ class Animator:
     def __init__(self, weights: str | Path | None = None, device: str | None = "auto",
                  model: Generator | None = None) -> None:
         self.device = resolve_device(device)
-        self.model = (model or from_pretrained(weights)).to(self.device).eval()
+        if self.device.type == "cpu":
+            tune_allocator()
+        # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
+        self.model = (model or from_pretrained(weights)).to(self.device, memory_format=CHANNELS_LAST).eval()
 
     def animate(self, image: str | Path, reference: str | Path, output: str | Path,
                 options: AnimateOptions | None = None, progress: ProgressFn | None = None) -> AnimateResult:
         opts = options or AnimateOptions()
         start = time.perf_counter()
-        output = _check_output(Path(output), opts)
+        target = _check_output(output, opts)  # kept as given: a trailing '/' means PNG folder
+        output = Path(output)
         photo_path = Path(image)
         photo = images.load_image(photo_path)
         out_w, out_h = images.fit_size(photo.shape[1], photo.shape[0], opts.size, opts.max_size)
@@ -93,7 +98,7 @@ class Animator:
         sheet: list[tuple[int, np.ndarray]] = []
         run = _Run(self.model, self.device, opts, img_ids, ref_ids, k)
 
-        with torch.inference_mode(), video.VideoWriter(output, fps, crf=opts.crf) as writer:
+        with torch.inference_mode(), video.VideoWriter(target, fps, crf=opts.crf) as writer:
             t0 = time.perf_counter()
             run.prepare(photo)
             run.seconds += time.perf_counter() - t0
@@ -139,7 +144,7 @@ class _Run:
         self.seconds = 0.0
 
     def prepare(self, photo: np.ndarray) -> None:
-        self.image = _to_tensor(photo).to(self.device)  # (1, 3, H, W)
+        self.image = _to_tensor(photo).to(self.device, memory_format=CHANNELS_LAST)  # (1, 3, H, W)
         if not self.opts.naive:
             self.cache = self.model.encode_image(self.image, self.img_labels, self.k)
 
@@ -149,7 +154,7 @@ class _Run:
         b = windows.shape[0]
         h, w = self.image.shape[-2:]
         z = noise_frames(self.opts.seed, first, b, (h, w), self.model.config.noise_sigma).to(self.device)
-        windows = windows.to(self.device)
+        windows = windows.to(self.device, memory_format=CHANNELS_LAST)
         if self.opts.naive:
             out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows,
                              self.ref_labels, self.k, z)
@@ -160,8 +165,8 @@ class _Run:
         yield from frames
 
 
-def _check_output(output: Path, opts: AnimateOptions) -> Path:
-    if not video.is_frame_folder_output(output) and output.suffix.lower() not in video.VIDEO_SUFFIXES:
+def _check_output(output: str | Path, opts: AnimateOptions) -> str | Path:
+    if not video.is_frame_folder_output(output) and Path(output).suffix.lower() not in video.VIDEO_SUFFIXES:
         raise InputError(f"output '{output}' has an unknown extension; use .mp4, .mov, .mkv "
                          "or a folder path ending in '/' for PNG frames")
     if opts.frames is not None and opts.frames < 1:

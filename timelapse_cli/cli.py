@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="Animate a still photo with the change over time of a reference time-lapse.",
@@ -78,8 +79,9 @@ def animate(
     reference: Annotated[Path, typer.Argument(
         help="Reference time-lapse: a video file (mp4, mov, webm, avi, gif...) or a folder of frames.",
         show_default=False)],
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output .mp4/.mov/.mkv, or a folder path ending in / for PNG frames. "
+    # A str, not a Path: Path() drops the trailing '/' that asks for a folder of PNGs.
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="<path>", help="Output .mp4/.mov/.mkv, or a folder path ending in / for PNG frames. "
         "Default: IMAGE's name + '-timeflies.mp4'.", show_default=False)] = None,
     weights: WeightsOpt = None,
     image_seg: Annotated[Optional[Path], typer.Option(
@@ -108,21 +110,22 @@ def animate(
     """Animate IMAGE with the change over time of REFERENCE; write a video."""
     from .animate import AnimateOptions, Animator
 
-    output = output or Path(f"{image.stem}-timeflies.mp4")
+    output = output or f"{image.stem}-timeflies.mp4"
     opts = AnimateOptions(size=_size(size), max_size=max_size, ref_size=ref_size, image_seg=image_seg,
                           video_seg=video_seg, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
                           seed=seed, batch=batch, crf=crf, preview=preview, naive=naive)
     with _progress(quiet, "Animating") as progress:
         result = Animator(weights, device).animate(image, reference, output, opts, progress)
     for w in result.warnings:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     if not quiet:
-        out.print(f"Wrote [bold]{result.output}[/]: {result.frames} frames, {result.width}x{result.height}, "
-                  f"{float(result.fps):g} fps, {result.classes} class(es), on {result.device}")
+        out.print(f"Wrote [bold]{escape(str(result.output))}[/]: {result.frames} frames, "
+                  f"{result.width}x{result.height}, {float(result.fps):g} fps, {result.classes} class(es), "
+                  f"on {result.device}", soft_wrap=True)  # one line, however long the path
         out.print(f"{result.seconds:.1f} s in all; generation {result.generate_seconds:.1f} s = "
                   f"{result.generate_fps:.2f} frames/s" + (" (naive)" if naive else ""))
         if result.preview:
-            out.print(f"Preview: {result.preview}")
+            out.print(f"Preview: {escape(str(result.preview))}", soft_wrap=True)
 
 
 class _progress:
@@ -155,7 +158,7 @@ def main() -> None:
     try:
         app()
     except TimefliesError as e:
-        err.print(f"[red]error:[/] {e}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; no partial output was kept")

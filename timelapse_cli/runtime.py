@@ -17,3 +17,26 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TimefliesError(f"device '{name}' asked for but CUDA is not available; use --device cpu")
     return device
+
+
+def tune_allocator() -> None:
+    """Keep freed memory in glibc's heap instead of returning it to the system.
+
+    Frame generation allocates the same large tensors (tens of MB) for every batch. By
+    default glibc serves each with a fresh mmap whose pages fault in on first touch, and
+    that costs more than the arithmetic: elementwise passes ran 2-8x slower on this CPU.
+    With mmap off and a high trim threshold, freed blocks are reused. Process-wide, Linux
+    with glibc only, and harmless elsewhere (a no-op).
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+        libc.mallopt(m_mmap_max, 0)
+        libc.mallopt(m_trim_threshold, 2**31 - 1)
+    except (OSError, AttributeError):
+        pass

@@ -32,20 +32,27 @@ class Decoder(nn.Module):
 
     def head(self, relu4_1: torch.Tensor, skips: list, sizes: list) -> torch.Tensor:
         """relu4_1 (B, C4, H/8, W/8) + skips of pools 2, 3 -> D_relu2.1 (B, C2, H/2, W/2)."""
-        x = F.relu(conv3x3(relu4_1, self.conv4_1))
+        x = F.relu(conv3x3(relu4_1, self.conv4_1), inplace=True)
         x = self.unpool(x, skips[2], sizes[2])
         for conv in (self.conv3_4, self.conv3_3, self.conv3_2, self.conv3_1):
-            x = F.relu(conv3x3(x, conv))
+            x = F.relu(conv3x3(x, conv), inplace=True)
         x = self.unpool(x, skips[1], sizes[1])
-        return F.relu(conv3x3(x, self.conv2_2))
+        return F.relu(conv3x3(x, self.conv2_2), inplace=True)
 
-    def middle(self, x: torch.Tensor, skip1: tuple, size1: tuple) -> torch.Tensor:
-        """Modulated D_relu2.1 (B, C2, H/2, W/2) + skips of pool 1 -> D_relu1.1 (B, C1, H, W)."""
-        x = F.relu(conv3x3(x, self.conv2_1))
-        if skip1[0].shape[0] != x.shape[0]:  # skips are cached once for a batch of frames
-            skip1 = tuple(s.expand(x.shape[0], -1, -1, -1) for s in skip1)
-        x = self.unpool(x, skip1, size1)
-        return F.relu(conv3x3(x, self.conv1_2))
+    def image_high(self, skip1: tuple, size1: tuple) -> torch.Tensor:
+        """The pool-1 high bands unpooled alone: (1, C1, H, W), fixed for an image."""
+        zeros = torch.zeros_like(skip1[0])
+        return self.unpool(zeros, skip1, size1)
+
+    def middle(self, x: torch.Tensor, high1: torch.Tensor) -> torch.Tensor:
+        """Modulated D_relu2.1 (B, C2, H/2, W/2) + image_high (1, C1, H, W) -> D_relu1.1 (B, C1, H, W).
+
+        Haar unpooling is linear: unpool(x, skips) = low_only(x) + unpool(0, skips), and
+        the second term depends on the image alone, so it is passed in precomputed.
+        """
+        x = F.relu(conv3x3(x, self.conv2_1), inplace=True)
+        x = self.unpool.low_only(x, tuple(high1.shape[-2:])) + high1
+        return F.relu(conv3x3(x, self.conv1_2), inplace=True)
 
     def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
         """Modulated D_relu1.1 (B, C1, H, W) -> RGB (B, 3, H, W); no ReLU on the last conv."""

@@ -70,7 +70,9 @@ class VGGEncoder(nn.Module):
 class VideoEncoder(nn.Module):
     """E_GV: VGG-19 conv1_1 .. relu2_1 on a window of 3 frames stacked on channels.
 
-    Only channel statistics of its outputs are used, so the window may be any size.
+    Only channel statistics of its outputs are used, so the window may be any size. It
+    keeps VGG's own zero padding (built into the convs, so no padded copy is made): no
+    decoder sees these features, so reflection padding buys nothing here.
     """
 
     frames = 3
@@ -79,16 +81,16 @@ class VideoEncoder(nn.Module):
         super().__init__()
         c1, c2 = cfg.channels(1), cfg.channels(2)
         self.norm = ImageNetNorm(self.frames, cfg.imagenet_norm)
-        self.conv1_1 = nn.Conv2d(3 * self.frames, c1, 3)
-        self.conv1_2 = nn.Conv2d(c1, c1, 3)
-        self.conv2_1 = nn.Conv2d(c1, c2, 3)
+        self.conv1_1 = nn.Conv2d(3 * self.frames, c1, 3, padding=1)
+        self.conv1_2 = nn.Conv2d(c1, c1, 3, padding=1)
+        self.conv2_1 = nn.Conv2d(c1, c2, 3, padding=1)
 
     def forward(self, window: torch.Tensor):
         """window (B, 9, h, w) in [0, 1] -> relu1_1 (B, C1, h, w), relu2_1 (B, C2, h/2, w/2)."""
         x = self.norm(window)
-        relu1_1 = F.relu(conv3x3(x, self.conv1_1))
-        x = F.relu(conv3x3(relu1_1, self.conv1_2))
+        relu1_1 = F.relu(self.conv1_1(x), inplace=True)
+        x = F.relu(self.conv1_2(relu1_1), inplace=True)
         # VGG's own max-pool: conv2_1's ImageNet weights expect max-pooled input.
         x = F.max_pool2d(x, 2, ceil_mode=True)
-        relu2_1 = F.relu(conv3x3(x, self.conv2_1))
+        relu2_1 = F.relu(self.conv2_1(x), inplace=True)
         return relu1_1, relu2_1

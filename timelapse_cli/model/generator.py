@@ -15,15 +15,15 @@ from torch import nn
 from .config import GeneratorConfig
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
-from .modulation import Regions, modulate, normalize
+from .modulation import Regions, class_stats, modulate
 
 
 @dataclass
 class ImageCache:
     """What the image contributes to every frame (batch dimension 1)."""
-    normalized: torch.Tensor  # D_relu2.1, classwise-normalised: (1, C2, H/2, W/2)
-    skip1: tuple              # pool-1 high bands, each (1, C1, H/2, W/2)
-    size1: tuple              # (H, W)
+    features: torch.Tensor    # D_relu2.1 before modulation: (1, C2, H/2, W/2)
+    stats: tuple              # its class_stats: mean, std, each (1, C2, K+1)
+    high1: torch.Tensor       # pool-1 high bands unpooled: (1, C1, H, W)
     regions2: Regions         # image classes at H/2
     regions1: Regions         # image classes at H
     num_classes: int
@@ -44,7 +44,8 @@ class Generator(nn.Module):
         device = image.device
         regions2 = Regions(labels, num_classes, tuple(x.shape[-2:])).to(device)
         regions1 = Regions(labels, num_classes, sizes[0]).to(device)
-        return ImageCache(normalize(x, regions2, self.config.eps), skips[0], sizes[0],
+        return ImageCache(x, class_stats(x, regions2, self.config.eps),
+                          self.decoder.image_high(skips[0], sizes[0]),
                           regions2, regions1, num_classes)
 
     def decode(self, cache: ImageCache, windows: torch.Tensor, ref_labels: torch.Tensor,
@@ -57,10 +58,10 @@ class Generator(nn.Module):
         style2 = Regions(ref_labels, k, tuple(relu2_1.shape[-2:])).to(windows.device)
         style1 = Regions(ref_labels, k, tuple(relu1_1.shape[-2:])).to(windows.device)
         # Classwise AdaIN at D_relu2.1.
-        x = modulate(cache.normalized, cache.regions2, relu2_1, style2, eps)
-        x = self.decoder.middle(x, cache.skip1, cache.size1)
+        x = modulate(cache.features, cache.regions2, relu2_1, style2, eps, content_stats=cache.stats)
+        x = self.decoder.middle(x, cache.high1)
         # Classwise NoiseAdaIN at D_relu1.1.
-        y = modulate(normalize(x, cache.regions1, eps), cache.regions1, relu1_1, style1, eps, noise)
+        y = modulate(x, cache.regions1, relu1_1, style1, eps, noise)
         mix = self.config.noise_mix
         if mix != 1.0:
             y = mix * y + (1.0 - mix) * x

@@ -1,12 +1,16 @@
 """Classwise AdaIN and NoiseAdaIN.
 
 Statistics are taken per semantic class so that, e.g., the sky of the image takes the
-colour and change of the reference's sky and not of its buildings.
+colour and change of the reference's sky and not of its buildings:
+
+    AdaIN_s(x, y)      = sigma_s(y) * (x - mu_s(x)) / sigma_s(x) + mu_s(y)
+    NoiseAdaIN_s(x, y) = sigma_s(y) * (x - mu_s(x)) / sigma_s(x) + mu_s(y) * z
 
 Label maps are (H, W) int64 tensors with ids in 0..K-1; -1 marks pixels of no class.
-A `Regions` holds a label map's one-hot masks at one feature resolution; every statistic
-is a matmul with them: (B, C, N) @ (N, K+1) -> (B, C, K+1). The extra last column holds
-global statistics, used for pixels of no class and for classes the style lacks.
+Statistics are (B, C, K+1) tensors: column s for class s, and a last column holding the
+statistics of the whole map, used for pixels of no class and for classes the other map
+lacks. Per pixel they are gathered back with the label index (or broadcast when a single
+region covers the map, the common one-class case, which then costs no gather at all).
 """
 from __future__ import annotations
 
@@ -15,68 +19,76 @@ import torch.nn.functional as F
 
 
 class Regions:
-    """One-hot masks of a label map resized (nearest) to `size` = (h, w)."""
+    """A label map resized (nearest) to a feature resolution `size` = (h, w)."""
 
     def __init__(self, labels: torch.Tensor, num_classes: int, size: tuple[int, int]) -> None:
         if tuple(labels.shape) != tuple(size):
             labels = F.interpolate(labels[None, None].float(), size=size, mode="nearest")[0, 0].long()
-        labels = torch.where(labels < 0, num_classes, labels)  # no class -> the global column
         self.size = tuple(size)
         self.num_classes = num_classes
-        self.onehot = F.one_hot(labels.flatten(), num_classes + 1).to(torch.float32)  # (N, K+1)
-        self.counts = self.onehot.sum(0)  # (K+1,)
+        self.index = torch.where(labels < 0, num_classes, labels).flatten()  # (N,), no class -> K
+        self.counts = torch.bincount(self.index, minlength=num_classes + 1).float()  # (K+1,)
+        used = torch.nonzero(self.counts).flatten().tolist()
+        # When one region covers everything, every column equals the global statistics.
+        self.single = used[0] if len(used) == 1 else None
+        self.onehot = None if self.single is not None else F.one_hot(self.index, num_classes + 1).float()
 
-    def to(self, device, dtype=torch.float32) -> "Regions":
-        self.onehot = self.onehot.to(device, dtype)
-        self.counts = self.counts.to(device, dtype)
+    def to(self, device) -> "Regions":
+        self.index = self.index.to(device)
+        self.counts = self.counts.to(device)
+        self.onehot = None if self.onehot is None else self.onehot.to(device)
         return self
+
+    def gather(self, stats: torch.Tensor) -> torch.Tensor:
+        """(B, C, K+1) per-class values -> per pixel (B, C, h, w), or (B, C, 1, 1) if single."""
+        b, c = stats.shape[:2]
+        if self.single is not None:
+            return stats[..., self.single, None, None]
+        return stats.index_select(-1, self.index).view(b, c, *self.size)
 
 
 def class_stats(feat: torch.Tensor, regions: Regions, eps: float):
     """Per-class mean and std of feat (B, C, h, w) -> two (B, C, K+1) tensors.
 
-    Column K (and any class with no pixels) holds the statistics of the whole map.
-    Variance is centred (two passes) for accuracy; std = sqrt(var + eps) is never 0.
+    Column K, and any class with no pixels, hold the statistics of the whole map. Variance
+    is centred (two passes) for accuracy; std = sqrt(var + eps) is never 0.
     """
     b, c = feat.shape[:2]
-    x = feat.reshape(b, c, -1)  # (B, C, N)
-    onehot, counts = regions.onehot.to(feat.dtype), regions.counts.to(feat.dtype)
-    present = counts[:-1] > 0  # (K,)
-    n = counts.clamp(min=1)
-    mean = (x @ onehot) / n  # (B, C, K+1)
-    gmean = x.mean(-1, keepdim=True)  # (B, C, 1)
-    mean = torch.cat([torch.where(present, mean[..., :-1], gmean), gmean], -1)
-    centred = x - mean @ onehot.T  # each pixel minus its class mean
-    var = (centred * centred) @ onehot / n
-    gvar = x.var(-1, unbiased=False, keepdim=True)
-    var = torch.cat([torch.where(present, var[..., :-1], gvar), gvar], -1)
+    k1 = regions.num_classes + 1
+    # Global statistics from 4-D reductions (fast in any memory layout; var_mean is slower).
+    gmean = feat.mean((2, 3))
+    gvar = (feat - gmean[..., None, None]).square().mean((2, 3))
+    gmean, gvar = gmean[..., None], gvar[..., None]  # (B, C, 1)
+    if regions.single is not None:
+        mean, var = gmean.expand(b, c, k1), gvar.expand(b, c, k1)
+    else:
+        x = feat.reshape(b, c, -1)  # (B, C, N)
+        onehot = regions.onehot.to(feat.dtype)
+        n = regions.counts.to(feat.dtype).clamp(min=1)
+        mean = (x @ onehot) / n
+        centred = x - mean.index_select(-1, regions.index)  # each pixel minus its class mean
+        var = centred.square() @ onehot / n
+        present = regions.counts > 0
+        present[-1] = False  # the last column is always the global one
+        mean = torch.where(present, mean, gmean)
+        var = torch.where(present, var, gvar)
     return mean, torch.sqrt(var + eps)
 
 
-def normalize(feat: torch.Tensor, regions: Regions, eps: float) -> torch.Tensor:
-    """(x - mu_s(x)) / sigma_s(x) for every class s; same shape as feat."""
-    mean, std = class_stats(feat, regions, eps)
-    b, c = feat.shape[:2]
-    onehot_t = regions.onehot.to(feat.dtype).T
-    x = feat.reshape(b, c, -1)
-    return ((x - mean @ onehot_t) / (std @ onehot_t)).reshape(feat.shape)
+def modulate(content: torch.Tensor, regions: Regions, style: torch.Tensor, style_regions: Regions,
+             eps: float, noise: torch.Tensor | None = None, content_stats: tuple | None = None) -> torch.Tensor:
+    """Classwise AdaIN (noise None) or NoiseAdaIN (noise z of shape (B, 1, H, W)).
 
-
-def modulate(normalized: torch.Tensor, content: Regions, style: torch.Tensor, style_regions: Regions,
-             eps: float, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """Classwise (Noise)AdaIN on already normalised content features.
-
-    normalized: (1 or B, C, H, W); style: (B, C, h, w) features of the reference;
-    noise: None (AdaIN) or z (B, 1, H, W) multiplying the style mean (NoiseAdaIN).
-    Returns (B, C, H, W) = sigma_s(y) * normalized + mu_s(y) [* z].
+    content: (1 or B, C, H, W) with label `regions`; style: (B, C, h, w) with its own
+    `style_regions` (any size). `content_stats` may hold class_stats(content) computed
+    earlier (the image-only part of the decoder caches them). Returns (B, C, H, W).
     """
-    # class_stats already gives a class the style lacks the style's global statistics.
-    s_mean, s_std = class_stats(style, style_regions, eps)  # (B, C, K+1)
-    b, c = style.shape[:2]
-    h, w = normalized.shape[-2:]
-    onehot_t = content.onehot.to(style.dtype).T  # (K+1, N)
-    mean_px = (s_mean @ onehot_t).view(b, c, h, w)
-    std_px = (s_std @ onehot_t).view(b, c, h, w)
-    if noise is not None:
-        mean_px = mean_px * noise
-    return std_px * normalized + mean_px
+    c_mean, c_std = content_stats if content_stats is not None else class_stats(content, regions, eps)
+    s_mean, s_std = class_stats(style, style_regions, eps)  # a class the style lacks -> global
+    # sigma_y (x - mu_x) / sigma_x + mu_y z  ==  x * scale + shift + mu_y z, per pixel,
+    # in two fused passes (addcmul) over the full-size tensor.
+    scale = s_std / c_std
+    shift = -c_mean * scale
+    out = torch.addcmul(regions.gather(shift), content, regions.gather(scale))
+    mean = regions.gather(s_mean)
+    return out.addcmul_(mean, noise) if noise is not None else out.add_(mean)

@@ -36,7 +36,7 @@ class HaarPool(nn.Module):
         # Depthwise: every channel gets all four kernels -> (B, C*4, H/2, W/2), band-minor.
         k = self.kernels.repeat(c, 1, 1, 1).to(x.dtype)
         bands = F.conv2d(x, k, stride=2, groups=c)
-        bands = bands.view(b, c, 4, bands.shape[-2], bands.shape[-1])
+        bands = bands.reshape(b, c, 4, bands.shape[-2], bands.shape[-1])
         ll, lh, hl, hh = bands.unbind(2)
         return ll, (lh, hl, hh)
 
@@ -50,9 +50,19 @@ class HaarUnpool(nn.Module):
 
     def forward(self, ll: torch.Tensor, high: tuple, size: tuple[int, int] | None = None):
         b, c, h, w = ll.shape
-        bands = torch.stack((ll, *high), dim=2).view(b, c * 4, h, w)
+        bands = torch.stack((ll, *high), dim=2).reshape(b, c * 4, h, w)
         k = self.kernels.repeat(c, 1, 1, 1).to(ll.dtype)
         x = F.conv_transpose2d(bands, k, stride=2, groups=c)
         if size is not None:
             x = x[..., : size[0], : size[1]]
         return x
+
+    @staticmethod
+    def low_only(ll: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Unpooling of the LL band alone: every value spread over its 2x2 block times 1/2.
+
+        Unpooling is linear, so unpool(ll, high) = low_only(ll) + unpool(0, high); the
+        decoder caches the second term when the high bands come from the image alone.
+        """
+        x = F.interpolate(ll, scale_factor=2.0, mode="nearest").mul_(0.5)
+        return x if size is None else x[..., : size[0], : size[1]]
