@@ -174,9 +174,6 @@ def test_png_folder_output_and_preview(tiny_weights, tmp_path):
     assert temp_leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(reason="animate.py: Animator.animate does Path(output), dropping the trailing '/'; "
-                          "a folder name with a dot ('run.v1/') is then rejected as an unknown extension",
-                   strict=False)
 def test_png_folder_output_with_dotted_name(tiny_weights, tmp_path):
     ref, photo = frame_folder(tmp_path / "ref", 2), photo_png(tmp_path / "photo.png")
     animate_ok(photo, ref, "-o", f"{tmp_path / 'run.v1'}/", "--weights", tiny_weights, "--size", "64")

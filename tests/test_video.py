@@ -379,3 +379,26 @@ def test_real_frame_folder():
     reader = FrameReader(DATA / "timelapse" / "pyramid-webcam")
     assert (reader.info.width, reader.info.height, reader.info.frames) == (320, 240, 51)
     assert sum(1 for _ in reader) == 51
+
+
+@pytest.mark.parametrize("suffix,codec,pix_fmt", [
+    (".webm", "libvpx", "yuv420p"),        # VP8 in WebM
+    (".webm", "libvpx-vp9", "yuv420p"),    # VP9 in WebM
+    (".avi", "mpeg4", "yuv420p"),          # MPEG-4 part 2 in AVI
+    (".mov", "mjpeg", "yuvj420p"),         # Motion JPEG in QuickTime
+])
+def test_reads_other_codecs_and_containers(tmp_path, suffix, codec, pix_fmt):
+    frames = make_frames(7)
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = pix_fmt
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    reader = FrameReader(path)
+    got = list(reader)
+    assert reader.info.fps == 25 and (reader.info.width, reader.info.height) == (64, 48)
+    assert len(got) == 7
+    assert np.abs(got[-1].astype(int) - frames[-1]).mean() < 8

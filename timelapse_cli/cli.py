@@ -135,6 +135,7 @@ class _progress:
         self.quiet, self.label = quiet, label
 
     def __enter__(self):
+        self.quiet = self.quiet or not err.is_terminal  # no bar in logs and pipes
         if self.quiet:
             return None
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
