@@ -402,3 +402,12 @@ def test_reads_other_codecs_and_containers(tmp_path, suffix, codec, pix_fmt):
     assert reader.info.fps == 25 and (reader.info.width, reader.info.height) == (64, 48)
     assert len(got) == 7
     assert np.abs(got[-1].astype(int) - frames[-1]).mean() < 8
+
+
+def test_frame_folder_skips_label_maps_kept_beside_frames(tmp_path):
+    for i in range(3):
+        Image.fromarray(make_frames(1)[0]).save(tmp_path / f"{i:04d}.png")
+    for name in ("segmentation.png", "sky_mask.png", "frame_seg.png"):
+        Image.new("L", (64, 48)).save(tmp_path / name)
+    reader = FrameReader(tmp_path)
+    assert reader.info.frames == 3 and len(list(reader)) == 3 and not reader.warnings

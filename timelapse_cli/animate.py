@@ -36,6 +36,9 @@ class AnimateOptions:
     ref_size: int | None = 256                 # cap on the reference frames' long side
     image_seg: str | Path | None = None        # label map of the photo
     video_seg: str | Path | None = None        # label map of the reference (static camera)
+    segmenter: str = "auto"                    # without label maps: auto, mmseg, builtin or none
+    seg_config: str | None = None              # mmseg config (path or bundled name)
+    seg_checkpoint: str | None = None          # mmseg checkpoint
     fps: Fraction | None = None                # output rate; default the reference's
     frames: int | None = None                  # output frame count; default the reference's
     folder_fps: Fraction = Fraction(25)        # rate of a reference given as a frame folder
@@ -57,6 +60,7 @@ class AnimateResult:
     generate_seconds: float    # time spent in the generator (image encoding included)
     device: str
     classes: int
+    labels_from: str           # "label maps", "<name> segmenter" or "none"
     preview: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -89,7 +93,8 @@ class Animator:
         reader = video.FrameReader(reference, folder_fps=opts.folder_fps)
         info = reader.info
         ref_w, ref_h = images.fit_size(info.width, info.height, None, opts.ref_size)
-        img_ids, ref_ids, k = _label_maps(opts, photo_path, (out_w, out_h), Path(reference), (ref_w, ref_h))
+        img_ids, ref_ids, k, labels_from = _label_maps(opts, photo, photo_path, reader, (ref_w, ref_h),
+                                                     str(self.device))
 
         n_out = opts.frames or info.frames
         sources = _source_indices(n_out, info.frames)
@@ -123,7 +128,7 @@ class Animator:
             tiles = [f for _, f in sheet]
             images.save_png(images.contact_sheet(tiles, labels=[f"frame {i}" for i, _ in sheet]), preview)
         return AnimateResult(output, done, out_w, out_h, fps, time.perf_counter() - start, run.seconds,
-                             str(self.device), k, preview, warnings)
+                             str(self.device), k, labels_from, preview, warnings)
 
 
 def animate(image: str | Path, reference: str | Path, output: str | Path, *,
@@ -176,22 +181,35 @@ def _check_output(output: str | Path, opts: AnimateOptions) -> str | Path:
     return output
 
 
-def _label_maps(opts: AnimateOptions, photo: Path, size: tuple[int, int], ref: Path,
-                ref_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
-    """(H, W) and (h, w) int64 id maps on a shared 0..K-1, and K. No maps: one class."""
-    if opts.image_seg is None and opts.video_seg is None:
-        return (np.zeros(size[::-1], np.int64), np.zeros(ref_size[::-1], np.int64), 1)
-    if opts.image_seg is None or opts.video_seg is None:
-        raise TimefliesError("give both --image-seg and --video-seg (classes are matched between them)")
-    img = labels.load_label_map(opts.image_seg)
-    ref_map = labels.load_label_map(opts.video_seg)
-    if img.format != ref_map.format:
-        raise InputError(f"label maps '{opts.image_seg}' ({img.format}) and '{opts.video_seg}' "
-                         f"({ref_map.format}) use different formats; give both in one format")
-    img_ids = labels.fit_label_map(img.ids, size, str(opts.image_seg), str(photo))
-    ref_ids = labels.fit_label_map(ref_map.ids, ref_size, str(opts.video_seg), str(ref))
+def _label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader: "video.FrameReader",
+                ref_size: tuple[int, int], device: str) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """(H, W) and (h, w) int64 id maps on a shared 0..K-1, K, and where they came from.
+
+    From --image-seg/--video-seg files when given, else from a segmenter run on the photo
+    and the reference (the same one for both), else (segmenter "none") one class.
+    """
+    size = (photo.shape[1], photo.shape[0])
+    if opts.image_seg is not None or opts.video_seg is not None:
+        if opts.image_seg is None or opts.video_seg is None:
+            raise TimefliesError("give both --image-seg and --video-seg (classes are matched between them)")
+        img = labels.load_label_map(opts.image_seg)
+        ref_map = labels.load_label_map(opts.video_seg)
+        if img.format != ref_map.format:
+            raise InputError(f"label maps '{opts.image_seg}' ({img.format}) and '{opts.video_seg}' "
+                             f"({ref_map.format}) use different formats; give both in one format")
+        img_ids, ref_ids, source = img.ids, ref_map.ids, "label maps"
+    elif opts.segmenter == "none":
+        return np.zeros(size[::-1], np.int64), np.zeros(ref_size[::-1], np.int64), 1, "none"
+    else:
+        from .segment import resolve_segmenter, segment_photo, segment_reference
+
+        segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, device)
+        img_ids, ref_ids = segment_photo(photo, segmenter), segment_reference(reader, segmenter)
+        source = f"{segmenter.name} segmenter"
+    img_ids = labels.fit_label_map(img_ids, size, str(opts.image_seg or "segmentation"), str(photo_path))
+    ref_ids = labels.fit_label_map(ref_ids, ref_size, str(opts.video_seg or "segmentation"), str(reader.info.path))
     (img_ids, ref_ids), k = labels.unify_ids(img_ids, ref_ids)
-    return img_ids, ref_ids, k
+    return img_ids, ref_ids, k, source
 
 
 def _source_indices(n_out: int, n_ref: int) -> list[int]:

@@ -29,6 +29,15 @@ WeightsOpt = Annotated[Optional[Path], typer.Option(
     "Default: the weights shipped in weights/.", show_default=False)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise map; same seed, same output.")]
+SegmenterOpt = Annotated[str, typer.Option(
+    "--segmenter", help="auto (mmseg if a checkpoint is configured, else builtin), mmseg, builtin"
+    " (offline sky vs. rest)" )]
+SegConfigOpt = Annotated[Optional[str], typer.Option(
+    "--config", "--seg-config", help="mmsegmentation config: a .py path or a bundled config's name "
+    "(default: SegFormer-B0 ADE20K).", show_default=False)]
+SegCheckpointOpt = Annotated[Optional[Path], typer.Option(
+    "--checkpoint", "--seg-checkpoint", help="mmsegmentation checkpoint (.pth) for the config "
+    "(or set TIMEFLIES_MMSEG_CHECKPOINT).", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 
 
@@ -88,6 +97,11 @@ def animate(
         help="Label map of the photo: PNG of class ids (e.g. ADE20K) or the 8-group RGB format.")] = None,
     video_seg: Annotated[Optional[Path], typer.Option(
         help="Label map of the reference (one for the whole static-camera video), same format.")] = None,
+    segmenter: Annotated[str, typer.Option(
+        help="Without label maps: auto (mmseg if a checkpoint is configured, else builtin), mmseg, "
+        "builtin, or none (one class).")] = "auto",
+    seg_config: SegConfigOpt = None,
+    seg_checkpoint: SegCheckpointOpt = None,
     size: Annotated[Optional[str], typer.Option(
         help="Output size: long side (512) or WxH (640x360). Default: the photo's own size.")] = None,
     max_size: Annotated[int, typer.Option(help="Cap on the output's long side.")] = 1024,
@@ -112,7 +126,8 @@ def animate(
 
     output = output or f"{image.stem}-timeflies.mp4"
     opts = AnimateOptions(size=_size(size), max_size=max_size, ref_size=ref_size, image_seg=image_seg,
-                          video_seg=video_seg, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
+                          video_seg=video_seg, segmenter=segmenter, seg_config=seg_config,
+                          seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
                           seed=seed, batch=batch, crf=crf, preview=preview, naive=naive)
     with _progress(quiet, "Animating") as progress:
         result = Animator(weights, device).animate(image, reference, output, opts, progress)
@@ -126,6 +141,41 @@ def animate(
                   f"{result.generate_fps:.2f} frames/s" + (" (naive)" if naive else ""))
         if result.preview:
             out.print(f"Preview: {escape(str(result.preview))}", soft_wrap=True)
+
+
+@app.command()
+def segment(
+    input: Annotated[Path, typer.Argument(
+        help="A photo, or a static-camera video (file or folder of frames): one map for the whole video.",
+        show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Label map PNG to write.",
+                                         show_default=False)],
+    segmenter: SegmenterOpt = "auto",
+    config: SegConfigOpt = None,
+    checkpoint: SegCheckpointOpt = None,
+    classes: Annotated[str, typer.Option(
+        help="groups: the 8 groups (background, building, ground, mountain, road, sky, tree, water); "
+        "ade20k: raw ADE20K ids 1..150 (0 = other; mmseg only).")] = "groups",
+    format: Annotated[str, typer.Option(
+        "--format", help="ids: single-channel PNG of class ids; rgb: the 8-group RGB format.")] = "ids",
+    preview: Annotated[Optional[Path], typer.Option(
+        help="Also write the map blended over the image, with a legend, to this PNG.")] = None,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a semantic label map of a photo or a reference video (for animate --image-seg/--video-seg)."""
+    from .segment import SegmentOptions, segment as run
+
+    opts = SegmentOptions(segmenter=segmenter, config=config, checkpoint=str(checkpoint) if checkpoint else None,
+                          device=device, classes=classes, format=format, preview=preview)
+    result = run(input, output, opts)
+    if not quiet:
+        kind = "video" if result.is_video else "photo"
+        out.print(escape(f"Wrote {result.output}: {result.width}x{result.height} label map of the {kind} "
+                         f"by the {result.segmenter} segmenter; classes: {', '.join(result.classes)}; "
+                         f"{result.seconds:.1f} s"), soft_wrap=True)
+        if result.preview:
+            out.print(escape(f"Preview: {result.preview}"), soft_wrap=True)
 
 
 class _progress:

@@ -246,14 +246,24 @@ def _frame_rate(stream) -> Fraction:
 
 
 def _frame_files(folder: Path, name: str) -> list[Path]:
-    """Image files in `folder`, hidden files skipped, in natural order (2.png before 10.png)."""
+    """Image files in `folder`, in natural order (2.png before 10.png).
+
+    Hidden files are skipped, and so are label maps kept beside the frames of a sequence
+    (`segmentation.png`, `*mask*`, `*_seg.*`): they are not frames.
+    """
     files = [p for p in folder.iterdir()
-             if p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
+             if p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+             and not _is_label_map_name(p)]
     if not files:
         extensions = " ".join(sorted(FRAME_EXTENSIONS))
         raise InputError(f"reference folder '{name}' has no image frames ({extensions}); "
                          f"put numbered frames in it or give a video file")
     return sorted(files, key=_natural_key)
+
+
+def _is_label_map_name(path: Path) -> bool:
+    stem = path.stem.lower()
+    return stem == "segmentation" or "mask" in stem or stem.endswith("_seg")
 
 
 def _natural_key(path: Path) -> list:

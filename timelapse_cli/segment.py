@@ -1,0 +1,142 @@
+"""Semantic label maps for photos and static-camera videos: the `timeflies segment` pipeline.
+
+    photo / video --segmenter (builtin or mmseg)--> (H, W) class ids --> PNG (+ preview)
+
+One map serves a whole static-camera video. Class ids are the 8 groups of method.md by
+default (labels.GROUP_NAMES), or raw ADE20K ids (1..150, 0 = other) with classes="ade20k".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import images, labels, video
+from .errors import InputError, TimefliesError
+from .segmentation.ade20k import ADE20K_CLASSES, to_groups
+from .segmentation.base import Segmenter, get_segmenter
+
+SEGMENTERS = ("auto", "mmseg", "builtin")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+@dataclass
+class SegmentOptions:
+    segmenter: str = "auto"          # auto = mmseg if a checkpoint is configured, else builtin
+    config: str | None = None        # mmseg config: a path or a bundled config's name
+    checkpoint: str | None = None    # mmseg checkpoint path
+    device: str = "auto"
+    classes: str = "groups"          # "groups" (8 groups) or "ade20k" (raw ADE20K ids)
+    format: str = "ids"              # "ids" (single-channel PNG) or "rgb" (the 8-group RGB format)
+    preview: str | Path | None = None
+
+
+@dataclass
+class SegmentResult:
+    output: Path
+    width: int
+    height: int
+    is_video: bool
+    segmenter: str
+    classes: list[str]               # names of the classes present
+    seconds: float
+    preview: Path | None = None
+
+
+def resolve_segmenter(name: str, config: str | None = None, checkpoint: str | None = None,
+                      device: str = "auto") -> Segmenter:
+    """The segmenter `name` (auto, mmseg, builtin), loaded once and kept for reuse."""
+    from .segmentation import mmseg
+
+    if name not in SEGMENTERS:
+        raise TimefliesError(f"unknown segmenter '{name}'; choose one of {', '.join(SEGMENTERS)}")
+    checkpoint = checkpoint or mmseg.checkpoint_from_env()
+    if name == "auto":
+        name = "mmseg" if checkpoint and mmseg.mmseg_available() else "builtin"
+    if name == "mmseg":
+        return get_segmenter("mmseg", config=config, checkpoint=checkpoint, device=device)
+    return get_segmenter(name)
+
+
+def to_classes(ids: np.ndarray, segmenter: Segmenter, classes: str) -> np.ndarray:
+    """Convert a segmenter's ids to the requested id space ("groups" or "ade20k")."""
+    if classes not in ("groups", "ade20k"):
+        raise TimefliesError(f"unknown classes '{classes}'; use groups or ade20k")
+    if classes == segmenter.id_space:
+        return ids
+    if classes == "groups":
+        return to_groups(ids)
+    raise TimefliesError(f"the {segmenter.name} segmenter gives the 8 groups only; "
+                         "use --classes groups or --segmenter mmseg")
+
+
+def segment_photo(rgb: np.ndarray, segmenter: Segmenter, classes: str = "groups") -> np.ndarray:
+    return to_classes(segmenter.segment_image(rgb), segmenter, classes)
+
+
+def segment_reference(reader: "video.FrameReader", segmenter: Segmenter, classes: str = "groups") -> np.ndarray:
+    return to_classes(segmenter.segment_video(iter(reader), reader.info.frames), segmenter, classes)
+
+
+def segment(input: str | Path, output: str | Path, options: SegmentOptions | None = None) -> SegmentResult:
+    """Segment a photo or a static-camera video (file or frame folder); write the map as PNG."""
+    opts = options or SegmentOptions()
+    start = time.perf_counter()
+    output = Path(output)
+    if output.suffix.lower() != ".png":
+        raise InputError(f"output '{output}' must be a .png file")
+    if opts.format not in ("ids", "rgb"):
+        raise TimefliesError(f"unknown format '{opts.format}'; use ids or rgb")
+    if opts.format == "rgb" and opts.classes != "groups":
+        raise TimefliesError("the RGB format holds the 8 groups only; use --classes groups with --format rgb")
+    segmenter = resolve_segmenter(opts.segmenter, opts.config, opts.checkpoint, opts.device)
+    photo = _open_photo(Path(input))
+    if photo is not None:
+        ids = segment_photo(photo, segmenter, opts.classes)
+        backdrop = photo
+    else:
+        reader = video.FrameReader(input)
+        ids = segment_reference(reader, segmenter, opts.classes)
+        backdrop = representative_frame(reader) if opts.preview else None
+    labels.save_label_map(ids, output, format="groups" if opts.format == "rgb" else "ids")
+    names = class_names(opts.classes)
+    preview = None
+    if opts.preview:
+        preview = Path(opts.preview)
+        images.save_png(labels.label_preview(ids, backdrop, names), preview)
+    present = [names[i] if i < len(names) else str(i) for i in np.unique(ids).tolist()]
+    return SegmentResult(output, ids.shape[1], ids.shape[0], photo is None, segmenter.name, present,
+                         time.perf_counter() - start, preview)
+
+
+def class_names(classes: str) -> tuple[str, ...]:
+    return labels.GROUP_NAMES if classes == "groups" else ("other",) + ADE20K_CLASSES
+
+
+def representative_frame(reader: "video.FrameReader", samples: int = 9) -> np.ndarray:
+    """Per-pixel median of up to `samples` evenly spaced frames: (H, W, 3) uint8."""
+    n = reader.info.frames
+    picks = set(np.linspace(0, max(n - 1, 0), min(n, samples)).round().astype(int).tolist())
+    frames = [f for t, f in enumerate(reader) if t in picks]
+    return np.median(np.stack(frames), axis=0).astype(np.uint8)
+
+
+def _open_photo(path: Path) -> np.ndarray | None:
+    """The photo at `path`, or None if it is a video (a folder, a video file, an animated GIF)."""
+    if path.is_dir():
+        return None
+    if not path.exists():
+        raise InputError(f"input '{path}' not found; check the path")
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                return None  # animated GIF / WebP: a video
+    except (OSError, ValueError):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            return None  # not an image Pillow knows: try it as a video
+    return images.load_image(path)  # raises a photo error for a broken image file
+

@@ -1,0 +1,1 @@
+"""Segmenters: semantic label maps for photos and static-camera videos (see base.py)."""
