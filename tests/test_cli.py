@@ -505,3 +505,15 @@ def test_cli_import_defers_heavy_modules():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_segmenter_choice_for_animate(tiny_weights, outdir):
+    """Without label maps, animate segments photo and reference with one segmenter."""
+    photo = needs_data("stills", "dpst", "in46.jpg")
+    ref = needs_data("videos", "cypress-webcam.gif")
+    common = ("--weights", tiny_weights, "--size", "64", "--ref-size", "64", "--frames", "3")
+    line = summary(animate_ok(photo, ref, "-o", outdir / "a.mp4", "--segmenter", "builtin", *common).stdout)
+    assert "2 class(es) from builtin segmenter" in line
+    line = summary(animate_ok(photo, ref, "-o", outdir / "b.mp4", "--segmenter", "none", *common).stdout)
+    assert "1 class(es) from none" in line

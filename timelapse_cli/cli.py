@@ -135,8 +135,8 @@ def animate(
         err.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     if not quiet:
         out.print(f"Wrote [bold]{escape(str(result.output))}[/]: {result.frames} frames, "
-                  f"{result.width}x{result.height}, {float(result.fps):g} fps, {result.classes} class(es), "
-                  f"on {result.device}", soft_wrap=True)  # one line, however long the path
+                  f"{result.width}x{result.height}, {float(result.fps):g} fps, {result.classes} class(es) "
+                  f"from {result.labels_from}, on {result.device}", soft_wrap=True)  # one line, however long the path
         out.print(f"{result.seconds:.1f} s in all; generation {result.generate_seconds:.1f} s = "
                   f"{result.generate_fps:.2f} frames/s" + (" (naive)" if naive else ""))
         if result.preview:
