@@ -178,6 +178,59 @@ def segment(
             out.print(escape(f"Preview: {result.preview}"), soft_wrap=True)
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(
+        help="Folder with one sub-folder of frames (or one video file) per static-camera sequence; "
+        "an optional segmentation.png label map per folder.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint/, log.jsonl, run.json.")]
+        = Path("runs/timeflies"),
+    size: Annotated[str, typer.Option(help="Training frame size: 256 or WxH.")] = "256",
+    clip: Annotated[int, typer.Option(help="Adjacent frames per clip (a sequence needs clip + 2).")] = 64,
+    width: Annotated[float, typer.Option(help="Channel width multiplier of a new model (1.0 = the paper's).")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="Epochs (one clip of every sequence each).")] = 200,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps in all.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop (and checkpoint) after this long.")] = None,
+    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (and at the end).")] = 100,
+    vgg: Annotated[Optional[Path], typer.Option(
+        help="torchvision's ImageNet VGG-19 (vgg19-dcbb9e9d.pth) for E_GI, E_GV and the loss network.")] = None,
+    init: Annotated[Optional[Path], typer.Option(
+        help="Start from this saved generator (default: the shipped weights when --width matches).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
+    deterministic: Annotated[bool, typer.Option(help="Deterministic kernels (bit-exact resume on CPU).")] = True,
+    w_adv: Annotated[float, typer.Option(help="Weight of the adversarial loss (0 disables).")] = 1.0,
+    w_perc: Annotated[float, typer.Option(help="Weight of the perceptual loss.")] = 0.1,
+    w_content: Annotated[float, typer.Option(help="Weight of the content loss.")] = 0.05,
+    w_style: Annotated[float, typer.Option(help="Weight of the classwise style loss.")] = 10.0,
+    w_flow: Annotated[float, typer.Option(help="Weight of the classwise flow loss.")] = 100.0,
+    w_cycle: Annotated[float, typer.Option(help="Weight of the classwise cycle loss.")] = 0.05,
+    alpha_decay: Annotated[float, typer.Option(help="Content loss alpha = alpha_decay ** step.")] = 0.999,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the generator self-supervised on static-camera time-lapses (resumable)."""
+    from .losses import LossWeights
+    from .train import TrainOptions, train as run
+
+    parsed = _size(size)
+    opts = TrainOptions(
+        data=str(data), out=str(out_dir), size=parsed if isinstance(parsed, tuple) else (parsed, parsed),
+        clip=clip, width=width, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
+        save_every=save_every, seed=seed, vgg=str(vgg) if vgg else None, init=str(init) if init else None,
+        resume=resume, device=device, deterministic=deterministic, alpha_decay=alpha_decay,
+        weights=LossWeights(adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle))
+    with _progress(quiet, "Training") as progress:
+        def on_step(step, total, terms):
+            if progress:
+                progress(step, total)
+        result = run(opts, on_step)
+    if not quiet:
+        out.print(escape(f"Trained {result.steps} steps in {result.seconds:.0f} s; generator: "
+                         f"{result.generator_dir} (use with animate --weights); log: {result.out / 'log.jsonl'}"),
+                  soft_wrap=True)
+
+
 class _progress:
     """Context manager giving a progress(done, total) callback drawn as a Rich bar with ETA."""
 
