@@ -257,7 +257,9 @@ class Trainer:
         last: dict = {}
         self.G.train()
         while self.step < total_steps:
+            t0 = time.perf_counter()
             last = self.train_step(self.step)
+            last["seconds"] = round(time.perf_counter() - t0, 4)
             self.step += 1
             if self.dist.rank == 0:
                 with open(self.out / "log.jsonl", "a") as f:
