@@ -69,9 +69,9 @@ def test_regions_for_builds_one_regions_per_layer_at_its_size():
         losses.style(feats[:2], feats[:2], reg[1:3])
 
 
-def test_perceptual_is_sum_of_layer_mses():
+def test_perceptual_is_sum_of_layer_l2_norms_averaged_over_frames():
     real, fake = _feats(0), _feats(1)
-    expect = sum(((r - f) ** 2).mean() for r, f in zip(real, fake))
+    expect = sum(torch.stack([(r[t] - f[t]).norm() for t in range(r.shape[0])]).mean() for r, f in zip(real, fake))
     assert torch.allclose(losses.perceptual(real, fake), expect)
 
 

@@ -205,6 +205,9 @@ def train(
     w_flow: Annotated[float, typer.Option(help="Weight of the classwise flow loss.")] = 100.0,
     w_cycle: Annotated[float, typer.Option(help="Weight of the classwise cycle loss.")] = 0.05,
     alpha_decay: Annotated[float, typer.Option(help="Content loss alpha = alpha_decay ** step.")] = 0.999,
+    lr_g: Annotated[float, typer.Option(help="Learning rate of the decoder (Adam).")] = 1e-4,
+    lr_d: Annotated[float, typer.Option(help="Learning rate of the discriminator (Adam).")] = 1e-4,
+    lr_v: Annotated[float, typer.Option(help="Learning rate of E_GV (SGD, momentum 0.9).")] = 1e-4,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
@@ -219,6 +222,7 @@ def train(
         clip=clip, width=width, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         save_every=save_every, seed=seed, vgg=str(vgg) if vgg else None, init=str(init) if init else None,
         resume=resume, device=device, deterministic=deterministic, alpha_decay=alpha_decay,
+        lr_g=lr_g, lr_d=lr_d, lr_v=lr_v,
         weights=LossWeights(adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle))
     with _progress(quiet, "Training") as progress:
         def on_step(step, total, terms):

@@ -41,11 +41,13 @@ def _zero(refs: list[Tensor]) -> Tensor:
     return sum(r.flatten()[:0].sum() for r in refs)
 
 
-def _mse(a: Tensor, b: Tensor) -> Tensor:
-    """Mean squared error; a (1 or T, ...) broadcasts over b (T, ...)."""
+def _l2(a: Tensor, b: Tensor) -> Tensor:
+    """||a_t - b_t||_2 over all of a frame's elements, averaged over frames (method.md's
+    norms: sums over pixels, not means, which keeps the paper's weights in balance with
+    the classwise terms). a (1 or T, ...) broadcasts over b (T, ...)."""
     if a.shape[1:] != b.shape[1:] or a.shape[0] not in (1, b.shape[0]):
         raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not match")
-    return (a - b).square().mean()
+    return torch.linalg.vector_norm((a - b).flatten(1), dim=1).mean()  # gradient 0 at a == b
 
 
 def _layers(real_feats, fake_feats, regions_by_layer=None):
@@ -89,12 +91,12 @@ def regions_for(labels: Tensor, num_classes: int, feats: list[Tensor]) -> list[R
 # ---------------------------------------------------------------------------- perceptual
 
 def perceptual(real_feats: list[Tensor], fake_feats: list[Tensor]) -> Tensor:
-    """sum_l MSE(Phi_l(F_t^flip), Phi_l(F~_t)).
+    """sum_l ||Phi_l(F_t^flip) - Phi_l(F~_t)||_2, averaged over frames.
 
     real_feats, fake_feats: lists over the loss network's layers (relu1_1..relu4_1) of
     (T, C_l, H_l, W_l), frame t of the fake aligned with frame t of the real. Returns ().
     """
-    return sum(_mse(r, f) for r, f, _ in _layers(real_feats, fake_feats))
+    return sum(_l2(r, f) for r, f, _ in _layers(real_feats, fake_feats))
 
 
 # ---------------------------------------------------------------------------- content
@@ -144,7 +146,7 @@ def whiten(images: Tensor, eps: float = 1e-5) -> Tensor:
 
 def content(feat_image: Tensor, feat_fake: Tensor, white_image: Tensor, white_fake: Tensor,
             alpha: float) -> Tensor:
-    """alpha MSE(E_GI(I), E_GI(F~_t)) + (1 - alpha) MSE(h(I), h(F~_t)).
+    """alpha ||E_GI(I) - E_GI(F~_t)||_2 + (1 - alpha) ||h(I) - h(F~_t)||_2, mean over frames.
 
     feat_image (1 or T, C, h, w) = E_GI relu4_1 of I, broadcast over the T frames of
     feat_fake (T, C, h, w); white_image (1 or T, 3, H, W) = whiten(I) and white_fake
@@ -155,9 +157,9 @@ def content(feat_image: Tensor, feat_fake: Tensor, white_image: Tensor, white_fa
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     terms = []
     if alpha > 0:
-        terms.append(alpha * _mse(feat_image, feat_fake))
+        terms.append(alpha * _l2(feat_image, feat_fake))
     if alpha < 1:
-        terms.append((1 - alpha) * _mse(white_image, white_fake))
+        terms.append((1 - alpha) * _l2(white_image, white_fake))
     return sum(terms)
 
 
