@@ -236,7 +236,7 @@ class Trainer:
             d.backward()
             self.dist.average_grads(self.D.parameters())
             self.opt_d.step()
-            log["d"] = float(d)
+            log["d"] = float(d.detach())
         with torch.no_grad():  # the self-supervised reconstruction error, for the curve
             log["recon_mse"] = float(F.mse_loss(fake.clamp(0, 1), targets))
             log["identity_mse"] = float(F.mse_loss(image.expand_as(targets), targets))
