@@ -136,3 +136,10 @@ def test_bad_data_is_reported_before_training(tmp_path):
                         str(tmp_path / "o"), "--clip", "8"], capture_output=True, text=True)
     assert r.returncode == 2 and "short" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_divergence_is_a_clear_error(real_data, tmp_path):
+    from timelapse_cli.errors import TimefliesError
+    trainer = Trainer(options(real_data, tmp_path / "run", lr_g=1e30, max_steps=4))
+    with pytest.raises(TimefliesError, match="diverged"):
+        trainer.run()

@@ -189,6 +189,9 @@ class Trainer:
                              self.G.config.noise_sigma).to(self.device)
         cache = self.G.encode_image(image, img_ids, k)
         fake = self.G.decode(cache, windows, ids, noise)  # (T, 3, h, w)
+        if not torch.isfinite(fake).all():
+            raise TimefliesError(f"training diverged at step {step + 1} (non-finite frames); resume from "
+                                 "the last checkpoint with lower learning rates (--lr-g/--lr-d/--lr-v)")
         terms = {}
         need_phi = w.perc or w.style or w.flow
         if need_phi:
