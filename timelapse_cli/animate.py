@@ -22,7 +22,7 @@ import torch
 from . import images, labels, video
 from .errors import InputError, TimefliesError
 from .model import Generator, noise_frames
-from .runtime import resolve_device, tune_allocator
+from .runtime import release_memory, resolve_device, tune_allocator
 from .weights import from_pretrained
 
 CHANNELS_LAST = torch.channels_last
@@ -95,6 +95,7 @@ class Animator:
         ref_w, ref_h = images.fit_size(info.width, info.height, None, opts.ref_size)
         img_ids, ref_ids, k, labels_from = _label_maps(opts, photo, photo_path, reader, (ref_w, ref_h),
                                                      str(self.device))
+        release_memory()  # the segmenter's buffers are done with
 
         n_out = opts.frames or info.frames
         sources = _source_indices(n_out, info.frames)

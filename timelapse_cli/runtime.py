@@ -40,3 +40,16 @@ def tune_allocator() -> None:
         libc.mallopt(m_trim_threshold, 2**31 - 1)
     except (OSError, AttributeError):
         pass
+
+
+def release_memory() -> None:
+    """Return freed heap memory to the system (glibc malloc_trim), e.g. after a stage whose
+    buffers are no longer needed, so that they do not add to the next stage's peak."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
