@@ -22,6 +22,7 @@ import torch
 from . import images, labels, video
 from .errors import InputError, TimefliesError
 from .model import Generator, noise_frames
+from .segmentation.base import sample_indices
 from .runtime import release_memory, resolve_device, tune_allocator
 from .weights import from_pretrained
 
@@ -100,7 +101,7 @@ class Animator:
         n_out = opts.frames or info.frames
         sources = _source_indices(n_out, info.frames)
         fps = opts.fps or info.fps
-        sheet_at = set(np.linspace(0, n_out - 1, min(8, n_out)).round().astype(int).tolist())
+        sheet_at = sample_indices(n_out, 8)
         sheet: list[tuple[int, np.ndarray]] = []
         run = _Run(self.model, self.device, opts, img_ids, ref_ids, k)
 

@@ -213,12 +213,12 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train the generator self-supervised on static-camera time-lapses (resumable)."""
+    from .data import parse_size
     from .losses import LossWeights
     from .train import TrainOptions, train as run
 
-    parsed = _size(size)
     opts = TrainOptions(
-        data=str(data), out=str(out_dir), size=parsed if isinstance(parsed, tuple) else (parsed, parsed),
+        data=str(data), out=str(out_dir), size=parse_size(size),
         clip=clip, width=width, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         save_every=save_every, seed=seed, vgg=str(vgg) if vgg else None, init=str(init) if init else None,
         resume=resume, device=device, deterministic=deterministic, alpha_decay=alpha_decay,

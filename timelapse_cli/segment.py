@@ -16,10 +16,9 @@ import numpy as np
 from . import images, labels, video
 from .errors import InputError, TimefliesError
 from .segmentation.ade20k import ADE20K_CLASSES, to_groups
-from .segmentation.base import Segmenter, get_segmenter
+from .segmentation.base import Segmenter, get_segmenter, sample_indices
 
 SEGMENTERS = ("auto", "mmseg", "builtin")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 @dataclass
@@ -117,8 +116,7 @@ def class_names(classes: str) -> tuple[str, ...]:
 
 def representative_frame(reader: "video.FrameReader", samples: int = 9) -> np.ndarray:
     """Per-pixel median of up to `samples` evenly spaced frames: (H, W, 3) uint8."""
-    n = reader.info.frames
-    picks = set(np.linspace(0, max(n - 1, 0), min(n, samples)).round().astype(int).tolist())
+    picks = sample_indices(reader.info.frames, samples)
     frames = [f for t, f in enumerate(reader) if t in picks]
     return np.median(np.stack(frames), axis=0).astype(np.uint8)
 
@@ -136,7 +134,7 @@ def _open_photo(path: Path) -> np.ndarray | None:
             if getattr(im, "n_frames", 1) > 1:
                 return None  # animated GIF / WebP: a video
     except (OSError, ValueError):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if path.suffix.lower() not in video.FRAME_EXTENSIONS:
             return None  # not an image Pillow knows: try it as a video
     return images.load_image(path)  # raises a photo error for a broken image file
 

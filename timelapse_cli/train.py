@@ -182,7 +182,8 @@ class Trainer:
     def losses(self, step: int, windows, image, targets, labels) -> tuple[dict, torch.Tensor, torch.Tensor]:
         """Generator loss terms, the fake frames, and the real/fake discriminator inputs."""
         opts, w = self.opts, self.opts.weights
-        ids, k = torch.unique(labels, return_inverse=True)[1], int(labels.unique().numel())
+        present, ids = torch.unique(labels, return_inverse=True)  # ids on 0..K-1
+        k = present.numel()
         img_ids = ids.flip(-1)  # I and the targets are flipped, and so is their label map
         t = targets.shape[0]
         noise = noise_frames(opts.seed * 1_000_003 + step, 0, t, targets.shape[-2:],

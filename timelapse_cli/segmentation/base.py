@@ -32,7 +32,7 @@ class Segmenter:
         each frame weighted by its brightness, so that night frames (where little can be
         told apart) count less than day frames.
         """
-        picks = set(np.linspace(0, max(count - 1, 0), min(count, 8)).round().astype(int).tolist())
+        picks = sample_indices(count, 8)
         votes: dict[int, np.ndarray] = {}
         total = None
         for t, frame in enumerate(frames):
@@ -48,6 +48,11 @@ class Segmenter:
             raise TimefliesError("the video has no frames to segment")
         keys = sorted(votes)
         return np.asarray(keys, np.int64)[np.argmax(np.stack([votes[k] for k in keys]), 0)]
+
+
+def sample_indices(count: int, samples: int) -> set[int]:
+    """Up to `samples` evenly spaced frame indices of a `count`-frame video."""
+    return set(np.linspace(0, max(count - 1, 0), min(count, samples)).round().astype(int).tolist())
 
 
 # name -> factory(**options) -> Segmenter. Backends register themselves on import.
