@@ -23,3 +23,13 @@ def tiny_generator():
 
     torch.manual_seed(0)
     return Generator(GeneratorConfig(width=0.125)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A saved width-0.125 generator (random weights): every CLI run with it takes about a second."""
+    from timelapse_cli.model import Generator, GeneratorConfig
+    from timelapse_cli.weights import save_pretrained
+
+    torch.manual_seed(0)
+    return save_pretrained(Generator(GeneratorConfig(width=0.125)), tmp_path_factory.mktemp("tiny") / "w")

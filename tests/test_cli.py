@@ -27,7 +27,6 @@ from typer.testing import CliRunner
 from timelapse_cli.cli import app
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.video import FrameReader, VideoWriter
-from timelapse_cli.weights import save_pretrained
 
 from conftest import needs_data
 
@@ -35,13 +34,6 @@ PHOTO = ("stills", "dpst", "in1.jpg")  # 700x437: --size 101 gives 101x63, odd b
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    """A saved width-0.125 generator (random weights): every run here takes about a second."""
-    torch.manual_seed(0)
-    return save_pretrained(Generator(GeneratorConfig(width=0.125)), tmp_path_factory.mktemp("tiny") / "w")
 
 
 def gradient(width: int, height: int, shift: int = 0) -> np.ndarray:

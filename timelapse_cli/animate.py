@@ -7,21 +7,24 @@ Data flow (shapes for an H x W photo and h x w reference frames):
 
 N reference frames give N output frames: the window of frame t is (F_t-2, F_t-1, F_t),
 with the first frame repeated at the start (the reference code's causal window).
+`--method` swaps the generator for a baseline (methods.py) in the same pipeline.
 """
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from . import images, labels, video
 from .errors import InputError, TimefliesError
-from .model import Generator, noise_frames
+from .methods import make_method
+from .model import Generator
 from .segmentation.base import sample_indices
 from .runtime import release_memory, resolve_device, tune_allocator
 from .weights import from_pretrained
@@ -48,6 +51,11 @@ class AnimateOptions:
     crf: int = 18
     preview: str | Path | None = None          # contact sheet PNG of some frames
     naive: bool = False                        # run the whole generator per frame (slow)
+    method: str = "timeflies"                  # or a baseline: still, reinhard, reinhard-class
+
+
+# The stages of one call, in the order they run; AnimateResult.stages holds their seconds.
+STAGES = ("decode", "segment", "encode image", "generate", "encode video")
 
 
 @dataclass
@@ -64,55 +72,105 @@ class AnimateResult:
     labels_from: str           # "label maps", "<name> segmenter" or "none"
     preview: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    method: str = "timeflies"
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per STAGES entry
 
     @property
     def generate_fps(self) -> float:
         return self.frames / self.generate_seconds if self.generate_seconds > 0 else float("inf")
 
 
+class Stopwatch:
+    """Seconds per named stage: `with watch("decode"): ...` adds the block's time."""
+
+    def __init__(self, names=STAGES) -> None:
+        self.seconds = {name: 0.0 for name in names}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t0
+
+    def timed(self, name: str, items: Iterable):
+        """Iterate `items`, adding the time spent producing each item to `name`."""
+        items = iter(items)
+        while True:
+            with self(name):
+                item = next(items, _END)
+            if item is _END:
+                return
+            yield item
+
+
+_END = object()
+
+
 class Animator:
-    """Keeps a loaded generator so that many photos can be animated without reloading."""
+    """Keeps a loaded generator so that many photos can be animated without reloading.
+
+    The weights load on first use, so the baselines (`method`) run without them.
+    """
 
     def __init__(self, weights: str | Path | None = None, device: str | None = "auto",
                  model: Generator | None = None) -> None:
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             tune_allocator()
+        self.weights = weights
+        self._model = None if model is None else self._place(model)
+
+    @property
+    def model(self) -> Generator:
+        if self._model is None:
+            self._model = self._place(from_pretrained(self.weights))
+        return self._model
+
+    def _place(self, model: Generator) -> Generator:
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
-        self.model = (model or from_pretrained(weights)).to(self.device, memory_format=CHANNELS_LAST).eval()
+        return model.to(self.device, memory_format=CHANNELS_LAST).eval()
 
     def animate(self, image: str | Path, reference: str | Path, output: str | Path,
                 options: AnimateOptions | None = None, progress: ProgressFn | None = None) -> AnimateResult:
         opts = options or AnimateOptions()
         start = time.perf_counter()
+        watch = Stopwatch()
         target = _check_output(output, opts)  # kept as given: a trailing '/' means PNG folder
+        method = make_method(opts.method, lambda: self.model, opts.seed, opts.naive)
         output = Path(output)
         photo_path = Path(image)
-        photo = images.load_image(photo_path)
-        out_w, out_h = images.fit_size(photo.shape[1], photo.shape[0], opts.size, opts.max_size)
-        photo = images.resize_image(photo, (out_w, out_h))
-        reader = video.FrameReader(reference, folder_fps=opts.folder_fps)
+        with watch("decode"):
+            photo = images.load_image(photo_path)
+            out_w, out_h = images.fit_size(photo.shape[1], photo.shape[0], opts.size, opts.max_size)
+            photo = images.resize_image(photo, (out_w, out_h))
+            reader = video.FrameReader(reference, folder_fps=opts.folder_fps)
         info = reader.info
         ref_w, ref_h = images.fit_size(info.width, info.height, None, opts.ref_size)
-        img_ids, ref_ids, k, labels_from = _label_maps(opts, photo, photo_path, reader, (ref_w, ref_h),
-                                                     str(self.device))
-        release_memory()  # the segmenter's buffers are done with
+        with watch("segment"):
+            img_ids, ref_ids, k, labels_from = label_maps(opts, photo, photo_path, reader, (ref_w, ref_h),
+                                                          str(self.device))
+            release_memory()  # the segmenter's buffers are done with
 
         n_out = opts.frames or info.frames
         sources = _source_indices(n_out, info.frames)
         fps = opts.fps or info.fps
         sheet_at = sample_indices(n_out, 8)
         sheet: list[tuple[int, np.ndarray]] = []
-        run = _Run(self.model, self.device, opts, img_ids, ref_ids, k)
+        batches = watch.timed("decode", batched(windows(reader, sources, (ref_w, ref_h)), opts.batch))
 
         with torch.inference_mode(), video.VideoWriter(target, fps, crf=opts.crf) as writer:
-            t0 = time.perf_counter()
-            run.prepare(photo)
-            run.seconds += time.perf_counter() - t0
+            with watch("encode image"):
+                method.prepare(to_tensor(photo).to(self.device), torch.from_numpy(img_ids).to(self.device),
+                               torch.from_numpy(ref_ids).to(self.device), k)
             done = 0
-            for batch_start, windows in _batched(_windows(reader, sources, (ref_w, ref_h)), opts.batch):
-                for frame in run.generate(windows, batch_start):
-                    writer.write(frame)
+            for batch_start, batch in batches:
+                with watch("generate"):
+                    frames = to_uint8(method.generate(batch.to(self.device), batch_start))
+                for frame in frames:
+                    with watch("encode video"):
+                        writer.write(frame)
                     if done in sheet_at:
                         sheet.append((done, frame))
                     done += 1
@@ -120,6 +178,8 @@ class Animator:
                     progress(done, n_out)
             if done == 0:
                 raise InputError(f"reference '{reference}' has no readable frames; give another video")
+            closing = time.perf_counter()
+        watch.seconds["encode video"] += time.perf_counter() - closing  # flush and rename
 
         warnings = list(reader.warnings)
         if done < n_out:
@@ -129,8 +189,10 @@ class Animator:
             preview = Path(opts.preview)
             tiles = [f for _, f in sheet]
             images.save_png(images.contact_sheet(tiles, labels=[f"frame {i}" for i, _ in sheet]), preview)
-        return AnimateResult(output, done, out_w, out_h, fps, time.perf_counter() - start, run.seconds,
-                             str(self.device), k, labels_from, preview, warnings)
+        stages = watch.seconds
+        return AnimateResult(output, done, out_w, out_h, fps, time.perf_counter() - start,
+                             stages["encode image"] + stages["generate"], str(self.device), k, labels_from,
+                             preview, warnings, method.name, dict(stages))
 
 
 def animate(image: str | Path, reference: str | Path, output: str | Path, *,
@@ -140,36 +202,9 @@ def animate(image: str | Path, reference: str | Path, output: str | Path, *,
     return Animator(weights, device).animate(image, reference, output, AnimateOptions(**options), progress)
 
 
-class _Run:
-    """Per-call generator state: the image cache and the tensors every batch shares."""
-
-    def __init__(self, model: Generator, device: torch.device, opts: AnimateOptions,
-                 img_ids: np.ndarray, ref_ids: np.ndarray, k: int) -> None:
-        self.model, self.device, self.opts, self.k = model, device, opts, k
-        self.img_labels = torch.from_numpy(img_ids).to(device)
-        self.ref_labels = torch.from_numpy(ref_ids).to(device)
-        self.seconds = 0.0
-
-    def prepare(self, photo: np.ndarray) -> None:
-        self.image = _to_tensor(photo).to(self.device, memory_format=CHANNELS_LAST)  # (1, 3, H, W)
-        if not self.opts.naive:
-            self.cache = self.model.encode_image(self.image, self.img_labels, self.k)
-
-    def generate(self, windows: torch.Tensor, first: int) -> Iterator[np.ndarray]:
-        """windows (B, 9, h, w) for output frames first .. first+B-1 -> B uint8 frames."""
-        t0 = time.perf_counter()
-        b = windows.shape[0]
-        h, w = self.image.shape[-2:]
-        z = noise_frames(self.opts.seed, first, b, (h, w), self.model.config.noise_sigma).to(self.device)
-        windows = windows.to(self.device, memory_format=CHANNELS_LAST)
-        if self.opts.naive:
-            out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows,
-                             self.ref_labels, self.k, z)
-        else:
-            out = self.model.decode(self.cache, windows, self.ref_labels, z)
-        frames = (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        self.seconds += time.perf_counter() - t0
-        yield from frames
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8 on the CPU."""
+    return (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _check_output(output: str | Path, opts: AnimateOptions) -> str | Path:
@@ -183,7 +218,7 @@ def _check_output(output: str | Path, opts: AnimateOptions) -> str | Path:
     return output
 
 
-def _label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader: "video.FrameReader",
+def label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader: "video.FrameReader",
                 ref_size: tuple[int, int], device: str) -> tuple[np.ndarray, np.ndarray, int, str]:
     """(H, W) and (h, w) int64 id maps on a shared 0..K-1, K, and where they came from.
 
@@ -224,12 +259,12 @@ def _source_indices(n_out: int, n_ref: int) -> list[int]:
     return np.rint(np.linspace(0, n_ref - 1, n_out)).astype(int).tolist()
 
 
-def _to_tensor(frame: np.ndarray) -> torch.Tensor:
+def to_tensor(frame: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
     return torch.from_numpy(np.array(frame, dtype=np.float32)).div_(255).permute(2, 0, 1)[None]
 
 
-def _windows(reader: "video.FrameReader", sources: list[int], size: tuple[int, int]) -> Iterator[torch.Tensor]:
+def windows(reader: "video.FrameReader", sources: list[int], size: tuple[int, int]) -> Iterator[torch.Tensor]:
     """Stream (9, h, w) windows (F_t-2, F_t-1, F_t) for each output frame's source t.
 
     Keeps only the last three frames, so memory does not grow with the video's length.
@@ -240,14 +275,14 @@ def _windows(reader: "video.FrameReader", sources: list[int], size: tuple[int, i
     for t, frame in enumerate(reader):
         if target is None:
             break
-        recent = (recent + [_to_tensor(images.resize_image(frame, size))[0]])[-3:]
+        recent = (recent + [to_tensor(images.resize_image(frame, size))[0]])[-3:]
         while target == t:
             padded = [recent[0]] * (3 - len(recent)) + recent  # repeat frame 1 at the start
             yield torch.cat(padded, 0)
             target = next(wanted, None)
 
 
-def _batched(windows: Iterator[torch.Tensor], batch: int) -> Iterator[tuple[int, torch.Tensor]]:
+def batched(windows: Iterator[torch.Tensor], batch: int) -> Iterator[tuple[int, torch.Tensor]]:
     """Group windows into (index of the first, (B, 9, h, w)) batches."""
     chunk: list[torch.Tensor] = []
     first = 0

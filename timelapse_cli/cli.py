@@ -38,6 +38,9 @@ SegConfigOpt = Annotated[Optional[str], typer.Option(
 SegCheckpointOpt = Annotated[Optional[Path], typer.Option(
     "--checkpoint", "--seg-checkpoint", help="mmsegmentation checkpoint (.pth) for the config "
     "(or set TIMEFLIES_MMSEG_CHECKPOINT).", show_default=False)]
+MethodOpt = Annotated[str, typer.Option(
+    "--method", help="timeflies (the learned model), or a training-free baseline: still (photo "
+    "unchanged), reinhard (mean/std colour transfer in Lab), reinhard-class (the same per class).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 
 
@@ -119,6 +122,7 @@ def animate(
     preview: Annotated[Optional[Path], typer.Option(help="Also write a contact sheet of frames to this PNG.")] = None,
     naive: Annotated[bool, typer.Option(
         help="Run the whole generator for every frame, as the reference code does (slow; for comparison).")] = False,
+    method: MethodOpt = "timeflies",
     quiet: QuietOpt = False,
 ) -> None:
     """Animate IMAGE with the change over time of REFERENCE; write a video."""
@@ -128,7 +132,7 @@ def animate(
     opts = AnimateOptions(size=_size(size), max_size=max_size, ref_size=ref_size, image_seg=image_seg,
                           video_seg=video_seg, segmenter=segmenter, seg_config=seg_config,
                           seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
-                          seed=seed, batch=batch, crf=crf, preview=preview, naive=naive)
+                          seed=seed, batch=batch, crf=crf, preview=preview, naive=naive, method=method)
     with _progress(quiet, "Animating") as progress:
         result = Animator(weights, device).animate(image, reference, output, opts, progress)
     for w in result.warnings:
@@ -137,8 +141,11 @@ def animate(
         out.print(f"Wrote [bold]{escape(str(result.output))}[/]: {result.frames} frames, "
                   f"{result.width}x{result.height}, {float(result.fps):g} fps, {result.classes} class(es) "
                   f"from {result.labels_from}, on {result.device}", soft_wrap=True)  # one line, however long the path
-        out.print(f"{result.seconds:.1f} s in all; generation {result.generate_seconds:.1f} s = "
-                  f"{result.generate_fps:.2f} frames/s" + (" (naive)" if naive else ""))
+        out.print(f"{result.seconds:.1f} s in all; generation ({result.method}"
+                  + (", naive" if naive else "") + f") {result.generate_seconds:.1f} s = "
+                  f"{result.generate_fps:.2f} frames/s")
+        out.print("Stages: " + ", ".join(f"{name} {sec:.2f} s" for name, sec in result.stages.items()),
+                  soft_wrap=True)
         if result.preview:
             out.print(f"Preview: {escape(str(result.preview))}", soft_wrap=True)
 
@@ -233,6 +240,81 @@ def train(
         out.print(escape(f"Trained {result.steps} steps in {result.seconds:.0f} s; generator: "
                          f"{result.generator_dir} (use with animate --weights); log: {result.out / 'log.jsonl'}"),
                   soft_wrap=True)
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def benchmark(
+    ctx: typer.Context,
+    res: Annotated[Optional[list[str]], typer.Option(
+        "--res", metavar="SIDE...", help="Square output sizes to time, e.g. --res 64 128 256 512 (default 256 when "
+        "nothing else is asked for).", show_default=False)] = None,
+    frames: Annotated[int, typer.Option(help="Frames per timed run.")] = 8,
+    repeats: Annotated[int, typer.Option(help="Timed runs per row, after one warm-up run.")] = 3,
+    image: Annotated[Optional[Path], typer.Option(
+        help="Photo for the quality figures (E_tmp, sigma_tmp, SSIM, Gram distance) and the stage breakdown.",
+        show_default=False)] = None,
+    reference: Annotated[Optional[Path], typer.Option(
+        help="Reference time-lapse for --image.", show_default=False)] = None,
+    eval_dir: Annotated[Optional[Path], typer.Option(
+        "--eval", help="Folder of time-lapse sequences for the held-out check (I = flipped mean frame, "
+        "target = flipped frames).", show_default=False)] = None,
+    sequences: Annotated[str, typer.Option(help="Only the --eval sequences whose name matches this pattern.")] = "*",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods to compare.")] =
+        "timeflies,still,reinhard,reinhard-class",
+    size: Annotated[int, typer.Option(help="Long side of outputs for the quality figures and --eval.")] = 256,
+    stage_size: Annotated[int, typer.Option(help="Long side of the photo in the stage breakdown.")] = 512,
+    max_frames: Annotated[Optional[int], typer.Option(
+        help="Use at most this many frames of each reference / sequence.")] = None,
+    vgg: Annotated[Optional[Path], typer.Option(
+        help="torchvision's ImageNet VGG-19 (vgg19-dcbb9e9d.pth) for the Gram distance "
+        "(default: the generator's own encoder).")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write every figure and the machine to this file.")] = None,
+    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write the plots to this PNG.")] = None,
+    weights: WeightsOpt = None,
+    segmenter: SegmenterOpt = "auto",
+    seg_config: SegConfigOpt = None,
+    seg_checkpoint: SegCheckpointOpt = None,
+    batch: Annotated[int, typer.Option(help="Frames generated together (as animate).")] = 4,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+) -> None:
+    """Time frame generation per resolution and compute the paper's quality metrics,
+    for timeflies and the training-free baselines."""
+    from .benchmark import BenchmarkOptions, run
+    from .report import plot, tables, write_json
+
+    sizes = _resolutions([*(res or []), *ctx.args])
+    if not sizes and image is None and eval_dir is None:
+        sizes = [256]
+    opts = BenchmarkOptions(
+        res=sizes, frames=frames, repeats=repeats, batch=batch, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        image=str(image) if image else None, reference=str(reference) if reference else None, size=size,
+        stage_size=stage_size, eval_dir=str(eval_dir) if eval_dir else None, sequences=sequences,
+        max_frames=max_frames, vgg=str(vgg) if vgg else None, segmenter=segmenter, seg_config=seg_config,
+        seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed)
+    with _progress(quiet, "Benchmarking") as progress:
+        result = run(str(weights) if weights else None, device, opts, progress)
+    for table in tables(result):
+        out.print(table)
+    if json_file:
+        write_json(result, json_file)
+        out.print(f"Wrote {escape(str(json_file))}", soft_wrap=True)
+    if plot_file:
+        plot(result, plot_file)
+        out.print(f"Wrote {escape(str(plot_file))}", soft_wrap=True)
+
+
+def _resolutions(values: list[str]) -> list[int]:
+    """'--res 64 128' arrives as ['64', '128'] (the second as an extra argument); '64,128' works too."""
+    sizes = []
+    for value in values:
+        for part in str(value).split(","):
+            if not part.strip().isdigit() or int(part) < 1:
+                raise typer.BadParameter(f"'{part}' is not a resolution; give sides like --res 64 128 256",
+                                         param_hint="--res")
+            sizes.append(int(part))
+    return sizes
 
 
 class _progress:

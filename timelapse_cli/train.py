@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from . import data, losses
 from .errors import TimefliesError
 from .fsutil import atomic_path
-from .model import Generator, GeneratorConfig, VGGEncoder, VideoDiscriminator, noise_frames
+from .model import Generator, GeneratorConfig, VideoDiscriminator, noise_frames
 from .runtime import resolve_device
-from .weights import from_pretrained, import_vgg19, save_pretrained
+from .weights import from_pretrained, import_vgg19, loss_network, save_pretrained
 
 StepFn = Callable[[int, int, dict], None]  # (step done, steps total or 0, loss terms)
 
@@ -147,17 +147,12 @@ class Trainer:
             source = ("shipped weights/" if G is shipped else
                       "random initialisation (no --vgg, no --init of this width)")
         # The loss network Phi: ImageNet VGG-19 when given, else the generator's own E_GI.
-        loss_net = VGGEncoder(GeneratorConfig(width=1.0 if opts.vgg else G.config.width), pool="max")
+        loss_net, _ = loss_network(G, opts.vgg)
         if opts.vgg:
-            vgg = Generator(GeneratorConfig())
-            import_vgg19(vgg, opts.vgg)
-            _copy_convs(vgg.image_encoder, loss_net)
             if G.config.width == 1.0:
                 import_vgg19(G, opts.vgg)
             else:
                 source += " (loss network only: E_GI of a narrower model stays as initialised)"
-        else:
-            _copy_convs(G.image_encoder, loss_net)
         for p in [*G.image_encoder.parameters(), *loss_net.parameters()]:
             p.requires_grad_(False)  # E_GI and the loss network are fixed
         return G.to(self.device), loss_net.to(self.device).eval(), source
@@ -316,11 +311,6 @@ class Trainer:
 
 def train(opts: TrainOptions, on_step: StepFn | None = None) -> TrainResult:
     return Trainer(opts).run(on_step)
-
-
-def _copy_convs(src: VGGEncoder, dst: VGGEncoder) -> None:
-    """Copy VGG conv weights by layer name (E_GI -> loss network)."""
-    dst.load_state_dict({k: v for k, v in src.state_dict().items() if k.startswith("conv")}, strict=False)
 
 
 def _jsonable(d: dict) -> dict:

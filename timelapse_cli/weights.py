@@ -15,7 +15,7 @@ import torch
 
 from .errors import WeightsError
 from .fsutil import atomic_path
-from .model import Generator, GeneratorConfig
+from .model import Generator, GeneratorConfig, VGGEncoder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "generator.safetensors"
@@ -157,3 +157,24 @@ def import_vgg19(model: Generator, path: str | Path) -> None:
         venc.conv1_1.bias.copy_(enc.conv1_1.bias)
         venc.conv1_2.load_state_dict(enc.conv1_2.state_dict())
         venc.conv2_1.load_state_dict(enc.conv2_1.state_dict())
+
+
+def loss_network(generator: Generator, vgg: str | Path | None = None) -> tuple[VGGEncoder, str]:
+    """The fixed VGG-19 (relu1_1 .. relu4_1, max pools) used by losses and style metrics.
+
+    ImageNet VGG-19 from torchvision's checkpoint `vgg` when given, else a copy of the
+    generator's own E_GI. Returns the network (frozen, eval) and a note of which it is.
+    """
+    if vgg:
+        net = VGGEncoder(GeneratorConfig(width=1.0), pool="max")
+        donor = Generator(GeneratorConfig())
+        import_vgg19(donor, vgg)
+        src, note = donor.image_encoder, f"ImageNet VGG-19 ({Path(vgg).name})"
+    else:
+        net = VGGEncoder(GeneratorConfig(width=generator.config.width), pool="max")
+        src, note = generator.image_encoder, "the generator's own E_GI"
+    # Conv weights by layer name; the pooling differs (max here, Haar in E_GI).
+    net.load_state_dict({k: v for k, v in src.state_dict().items() if k.startswith("conv")}, strict=False)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.eval(), note

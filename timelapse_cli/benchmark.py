@@ -1,0 +1,351 @@
+"""`timeflies benchmark`: speed per resolution, where `animate` spends its time, and the
+paper's quality metrics, for timeflies and the baselines side by side.
+
+Four independent parts, each run when asked for:
+- speed(res):       FPS of frame generation at res x res (paper Table 2), with the GFLOP per
+                    frame counted by torch.utils.flop_counter and the GFLOP/s achieved;
+- stages(I, V):     one real `animate` run, its time per stage (decode, segment, ...);
+- quality(I, V):    E_tmp, sigma_tmp, SSIM(I, F~_t) and the Gram distance to F_t (Fig. 7);
+- evaluate(DIR):    the held-out self-supervised check of method.md on every sequence:
+                    I = flipped mean frame, target = flipped frame; PSNR, SSIM, E_tmp, sigma_tmp.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import images, labels, metrics, video
+from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8, windows
+from .errors import InputError, TimefliesError
+from .methods import METHODS, make_method
+
+SPEED_METHODS = ("timeflies", "timeflies-full", "still", "reinhard", "reinhard-class")
+# Paper Table 2, Time Flies on one RTX 2080 Ti (FPS), for the plot.
+PAPER_FPS = {64: 60.87, 128: 31.77, 256: 11.19, 512: 2.23, 1024: 0.58}
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class BenchmarkOptions:
+    res: list[int] = field(default_factory=list)  # speed at these square sizes
+    frames: int = 16                 # frames per timed run
+    repeats: int = 3                 # timed runs per row (after one warm-up run)
+    batch: int = 4                   # as animate
+    ref_size: int = 256              # as animate
+    methods: tuple[str, ...] = tuple(METHODS)
+    image: str | None = None         # quality on a pair (and the stage breakdown)
+    reference: str | None = None
+    size: int = 256                  # long side for quality and evaluation
+    stage_size: int = 512            # long side of the photo in the stage breakdown
+    eval_dir: str | None = None
+    sequences: str = "*"             # name pattern of the sequences to evaluate
+    max_frames: int | None = None    # cap on frames per sequence / reference
+    vgg: str | None = None           # ImageNet VGG-19 for the Gram distance
+    segmenter: str = "auto"
+    seg_config: str | None = None
+    seg_checkpoint: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class BenchmarkResult:
+    machine: dict
+    speed: list[dict] = field(default_factory=list)
+    stages: dict | None = None
+    quality: dict | None = None
+    evaluation: dict | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def run(weights: str | None, device: str, opts: BenchmarkOptions,
+        progress: ProgressFn | None = None) -> BenchmarkResult:
+    for name in opts.methods:
+        if name not in METHODS:
+            raise TimefliesError(f"unknown method '{name}'; use any of: {', '.join(METHODS)}")
+    if (opts.image is None) != (opts.reference is None):
+        raise TimefliesError("give both --image and --reference for the quality figures")
+    if min([opts.frames, opts.repeats, opts.batch, *opts.res] or [1]) < 1:
+        raise TimefliesError("--res, --frames, --repeats and --batch must be positive")
+    animator = Animator(weights, device)
+    result = BenchmarkResult(machine_info(animator.device))
+    ticker = _Ticker(progress, _work_units(opts))
+    with torch.inference_mode():
+        for res in opts.res:
+            result.speed += speed(animator, res, opts, ticker)
+        if opts.image:
+            result.stages = stages(animator, opts.image, opts.reference, opts)
+            ticker()
+            result.quality = quality(animator, opts.image, opts.reference, opts, ticker)
+        if opts.eval_dir:
+            result.evaluation = evaluate(animator, opts.eval_dir, opts, ticker)
+    return result
+
+
+# ----------------------------------------------------------------------------- speed
+
+def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: None) -> list[dict]:
+    """One row per method at res x res: FPS median/min/max over `repeats` timed runs of
+    `frames` frames, image preparation included (as animate does it once per video), and
+    fps_long without it: the rate a long video approaches."""
+    device = animator.device
+    r = min(res, opts.ref_size)
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, res, res, generator=gen).to(device)
+    wins = torch.rand(opts.frames, 9, r, r, generator=gen).to(device)
+    img_labels, ref_labels = _two_regions(res, device), _two_regions(r, device)  # "sky" over "ground"
+    rows = []
+    for name in SPEED_METHODS:
+        base = "timeflies" if name == "timeflies-full" else name
+        if base not in opts.methods:
+            continue
+        method = make_method(base, lambda: animator.model, opts.seed, naive=name == "timeflies-full")
+
+        def once() -> tuple[float, float]:
+            """Seconds preparing the image, seconds generating the frames."""
+            t0 = time.perf_counter()
+            method.prepare(image, img_labels, ref_labels, 2)
+            t1 = time.perf_counter()
+            for first, batch in batched(iter(wins), opts.batch):
+                to_uint8(method.generate(batch, first))  # as animate: frames end as uint8 on the CPU
+            return t1 - t0, time.perf_counter() - t1
+
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:  # the warm-up run, counted
+            once()
+        tick()
+        runs = []
+        for _ in range(opts.repeats):
+            runs.append(once())
+            tick()
+        fps = [opts.frames / (prep + gen) for prep, gen in runs]
+        gflop = counter.get_total_flops() / 1e9 / opts.frames
+        median = statistics.median(fps)
+        rows.append(dict(method=name, res=res, frames=opts.frames, fps=median, fps_min=min(fps),
+                         fps_max=max(fps), prepare_seconds=statistics.median(p for p, _ in runs),
+                         fps_long=statistics.median(opts.frames / g for _, g in runs),
+                         gflop_per_frame=gflop, gflops=gflop * median))
+    return rows
+
+
+def _two_regions(side: int, device) -> torch.Tensor:
+    ids = torch.ones(side, side, dtype=torch.long)
+    ids[: int(side * 0.4)] = 0
+    return ids.to(device)
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """This device's float32 matrix-multiply rate: the practical ceiling for convolutions."""
+    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        (a @ b).sum().item()  # .item() waits for the device
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+# ---------------------------------------------------------------------------- stages
+
+def stages(animator: Animator, image: str, reference: str, opts: BenchmarkOptions) -> dict:
+    """A real `animate` run (timeflies, photo at `stage_size`) to a temporary file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        aopts = AnimateOptions(size=opts.stage_size, ref_size=opts.ref_size, segmenter=opts.segmenter,
+                               seg_config=opts.seg_config, seg_checkpoint=opts.seg_checkpoint,
+                               seed=opts.seed, batch=opts.batch, frames=opts.max_frames)
+        r = animator.animate(image, reference, Path(tmp) / "out.mp4", aopts)
+    return dict(image=str(image), reference=str(reference), frames=r.frames, width=r.width, height=r.height,
+                seconds=r.seconds, labels_from=r.labels_from, stages=r.stages)
+
+
+# --------------------------------------------------------------------------- quality
+
+def quality(animator: Animator, image: str, reference: str, opts: BenchmarkOptions, tick=lambda: None) -> dict:
+    """Every method on (image, reference): E_tmp, sigma_tmp, SSIM(I, F~_t), Gram(F~_t, F_t)."""
+    device = animator.device
+    photo = images.load_image(image)
+    photo = images.resize_image(photo, images.fit_size(photo.shape[1], photo.shape[0], opts.size))
+    reader = video.FrameReader(reference)
+    ref_size = images.fit_size(reader.info.width, reader.info.height, None, opts.ref_size)
+    frames = _read(reader, ref_size, opts.max_frames)
+    aopts = AnimateOptions(segmenter=opts.segmenter, seg_config=opts.seg_config, seg_checkpoint=opts.seg_checkpoint)
+    img_ids, ref_ids, k, labels_from = label_maps(aopts, photo, Path(image), reader, ref_size, str(device))
+    real = _clip(frames, device)                                # (N, 3, h, w)
+    still = to_tensor(photo).to(device)                         # (1, 3, H, W)
+    phi, phi_note = _style_net(animator, opts.vgg)
+    real_feats = _features(phi, real)
+    rows = [dict(method="(reference)", e_tmp=metrics.e_tmp(real), sigma_tmp=0.0, ssim=None, gram=None)]
+    for name in opts.methods:
+        out = _generate(animator, name, opts, photo, img_ids, ref_ids, k, frames, ref_size)
+        gram = torch.cat([metrics.gram_distance(f, r) for f, r in zip(_features(phi, out), real_feats)])
+        rows.append(dict(method=name, e_tmp=metrics.e_tmp(out), sigma_tmp=metrics.sigma_tmp(real, out),
+                         ssim=metrics.ssim(still, out).mean().item(), gram=gram.mean().item(),
+                         ssim_per_frame=metrics.ssim(still, out).tolist(), gram_per_frame=gram.tolist()))
+        tick()
+    return dict(image=str(image), reference=str(reference), frames=len(frames), size=list(photo.shape[1::-1]),
+                labels_from=labels_from, style_network=phi_note, rows=rows)
+
+
+def _style_net(animator: Animator, vgg: str | None):
+    from .weights import loss_network
+
+    net, note = loss_network(animator.model if not vgg else None, vgg)
+    return net.to(animator.device), note
+
+
+def _features(net, clip: torch.Tensor, chunk: int = 8) -> list[list[torch.Tensor]]:
+    """relu1_1..relu4_1 of each chunk of frames: [[(n, C_l, h_l, w_l) per layer] per chunk]."""
+    return [net(clip[i:i + chunk])[3] for i in range(0, len(clip), chunk)]
+
+
+# ------------------------------------------------------------------------ evaluation
+
+def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lambda: None) -> dict:
+    """method.md's held-out check on every sequence folder (or video) in data_dir."""
+    device = animator.device
+    sequences = _sequences(data_dir, opts.sequences)
+    per_seq = []
+    for seq in sequences:
+        reader = video.FrameReader(seq)
+        size = images.fit_size(reader.info.width, reader.info.height, None, opts.size)
+        frames = _read(reader, size, opts.max_frames)
+        real = _clip(frames, device)                                       # (N, 3, h, w)
+        target = real.flip(-1)
+        mean = (real.mean(0).permute(1, 2, 0) * 255).round().byte().cpu().numpy()
+        photo = np.ascontiguousarray(mean[:, ::-1])                        # I: flipped mean frame
+        scene, k, labels_from = _scene_labels(seq, frames, size, opts, str(device))
+        img_ids = np.ascontiguousarray(scene[:, ::-1])
+        still = to_tensor(photo).to(device)                                # (1, 3, h, w)
+        rows = [dict(method="output = I", psnr=_mean(metrics.psnr(still, target)),
+                     ssim=metrics.ssim(still, target).mean().item(), e_tmp=0.0,
+                     sigma_tmp=metrics.sigma_tmp(target, still.expand_as(target)))]
+        for name in opts.methods:
+            out = _generate(animator, name, opts, photo, img_ids, scene, k, frames, size)
+            rows.append(dict(method=name, psnr=_mean(metrics.psnr(out, target)),
+                             ssim=metrics.ssim(out, target).mean().item(),
+                             e_tmp=metrics.e_tmp(out), sigma_tmp=metrics.sigma_tmp(target, out)))
+            tick()
+        per_seq.append(dict(sequence=Path(seq).name, frames=len(frames), size=list(size),
+                            labels_from=labels_from, target_e_tmp=metrics.e_tmp(target), rows=rows))
+    names = [r["method"] for r in per_seq[0]["rows"]]
+    mean_rows = [dict(method=n, **{key: float(np.mean([s["rows"][i][key] for s in per_seq]))
+                                   for key in ("psnr", "ssim", "e_tmp", "sigma_tmp")})
+                 for i, n in enumerate(names)]
+    return dict(data=str(data_dir), sequences=per_seq, mean=mean_rows)
+
+
+def _mean(values: torch.Tensor) -> float:
+    """Mean PSNR over frames; a frame equal to its target (inf dB) is capped at 100 dB."""
+    return values.clamp(max=100).mean().item()
+
+
+def _sequences(data_dir: str, pattern: str) -> list[Path]:
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InputError(f"--eval folder '{root}' not found; give a folder of time-lapse sequences")
+    found = sorted(p for p in root.iterdir() if not p.name.startswith(".") and fnmatch.fnmatch(p.name, pattern)
+                   and (p.is_dir() or p.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")))
+    if not found:
+        raise InputError(f"no sequences matching '{pattern}' in '{root}'; put one folder of frames "
+                         "(or one video) per sequence there")
+    return found
+
+
+def _scene_labels(seq: Path, frames: list[np.ndarray], size, opts: BenchmarkOptions, device: str):
+    """The scene's label map at `size`, ids 0..K-1: segmentation.png if the folder has one,
+    else the segmenter's vote over the frames, else (segmenter none) one class."""
+    stored = seq / "segmentation.png"
+    if stored.is_file():
+        ids, source = labels.load_label_map(stored).ids, "segmentation.png"
+    elif opts.segmenter == "none":
+        return np.zeros(size[::-1], np.int64), 1, "none"
+    else:
+        from .segment import resolve_segmenter, to_classes
+
+        segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, device)
+        ids = to_classes(segmenter.segment_video(iter(frames), len(frames)), segmenter, "groups")
+        source = f"{segmenter.name} segmenter"
+    ids = labels.fit_label_map(ids, size, source, seq.name)
+    (ids,), k = labels.unify_ids(ids)
+    return ids, k, source
+
+
+# ---------------------------------------------------------------------------- shared
+
+def _read(reader: video.FrameReader, size, max_frames: int | None) -> list[np.ndarray]:
+    """The reference's frames resized to size=(w, h): a list of (h, w, 3) uint8."""
+    frames = []
+    for frame in reader:
+        frames.append(images.resize_image(frame, size))
+        if max_frames and len(frames) == max_frames:
+            break
+    if len(frames) < 2:
+        raise InputError(f"'{reader.info.path}' has {len(frames)} readable frame(s); the temporal "
+                         "metrics need at least 2: give a longer video")
+    return frames
+
+
+def _clip(frames: list[np.ndarray], device) -> torch.Tensor:
+    return torch.cat([to_tensor(f) for f in frames]).to(device)
+
+
+def _generate(animator: Animator, name: str, opts: BenchmarkOptions, photo: np.ndarray, img_ids, ref_ids,
+              k: int, frames: list[np.ndarray], ref_size) -> torch.Tensor:
+    """Run method `name` as animate does (windows, batches, uint8 frames): (N, 3, H, W) in [0, 1]."""
+    device = animator.device
+    method = make_method(name, lambda: animator.model, opts.seed)
+    method.prepare(to_tensor(photo).to(device), torch.from_numpy(img_ids).to(device),
+                   torch.from_numpy(ref_ids).to(device), k)
+    out = []
+    for first, batch in batched(windows(frames, range(len(frames)), ref_size), opts.batch):
+        out.append(torch.from_numpy(to_uint8(method.generate(batch.to(device), first))))
+    return torch.cat(out).permute(0, 3, 1, 2).float().div_(255).to(device)
+
+
+def machine_info(device: torch.device) -> dict:
+    import av
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = dict(cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(), device=str(device),
+                python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
+                av=av.__version__, platform=platform.platform())
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    info["matmul_gflops"] = matmul_gflops(device)
+    return info
+
+
+class _Ticker:
+    def __init__(self, progress: ProgressFn | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total)
+
+
+def _work_units(opts: BenchmarkOptions) -> int:
+    speed_rows = sum(1 for n in SPEED_METHODS if ("timeflies" if n == "timeflies-full" else n) in opts.methods)
+    units = len(opts.res) * speed_rows * (opts.repeats + 1)
+    if opts.image:
+        units += 1 + len(opts.methods)
+    if opts.eval_dir:
+        units += len(_sequences(opts.eval_dir, opts.sequences)) * len(opts.methods)
+    return units

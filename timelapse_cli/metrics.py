@@ -1,0 +1,192 @@
+"""Evaluation metrics: temporal error and temporal-std error of Time Flies (CVPR 2020),
+per-frame PSNR and SSIM, and a Gram-matrix style distance.
+
+Pure functions: tensors in, a float or a tensor out; no device choice, no IO. Images and
+clips are float tensors with values in [0, 1], laid out (N, 3, H, W) (N frames or images).
+Everything accumulates in float64: the metrics are sums of many small squared
+differences (E_tmp, sigma_tmp) or differences of nearly equal local moments (SSIM's
+E[x^2] - E[x]^2), where float32 loses digits; the cost is negligible next to producing
+the frames. Tensor results are float64 on the input's device.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .losses import gram
+from .model.modulation import Regions
+
+Tensor = torch.Tensor
+
+__all__ = ["e_tmp", "gram_distance", "psnr", "sigma_tmp", "ssim"]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _check_images(name: str, x: Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be (N, C, H, W), got shape {tuple(x.shape)}")
+
+
+def _check_clip(name: str, clip: Tensor) -> None:
+    _check_images(name, clip)
+    if clip.shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 frames for a temporal metric, "
+                         f"got {clip.shape[0]}")
+
+
+def _pair(a: Tensor, b: Tensor, same_size: bool = True) -> int:
+    """Check a (Na, C, H, W) against b (Nb, C, H', W') and return the batch size N after
+    broadcasting: Na == Nb, or one of them is 1. With same_size, (H, W) must match too."""
+    _check_images("a", a)
+    _check_images("b", b)
+    last = 4 if same_size else 2  # compare (C, H, W), or only C
+    batches_ok = a.shape[0] == b.shape[0] or 1 in (a.shape[0], b.shape[0])
+    if a.shape[1:last] != b.shape[1:last] or not batches_ok:
+        raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not match "
+                         f"(a batch of 1 broadcasts)")
+    return max(a.shape[0], b.shape[0])
+
+
+# ---------------------------------------------------------------------------- temporal
+
+def e_tmp(clip: Tensor, beta: float = 1e3) -> float:
+    """Temporal error of Time Flies:
+
+        E_tmp = beta * sqrt( 1 / ((N-1) D) * sum_{t=1}^{N-1} ||F_t - F_{t+1}||^2 )
+
+    clip (N, 3, H, W), N >= 2; D = H*W pixels, the squared norm summing over all 3
+    channels of each pixel (so D counts pixels, not values). Lower = steadier video.
+    """
+    _check_clip("clip", clip)
+    n, _, h, w = clip.shape
+    diff = clip[1:].double() - clip[:-1].double()  # (N-1, 3, H, W)
+    return beta * math.sqrt(diff.square().sum().item() / ((n - 1) * h * w))
+
+
+def sigma_tmp(reference: Tensor, output: Tensor, beta: float = 1e3) -> float:
+    """Temporal-std error of Time Flies: how far the output's amount of change per frame
+    follows the reference's,
+
+        sigma_tmp = beta / (N-1) * sum_{t=1}^{N-1} | s(R_{t+1} - R_t) - s(O_{t+1} - O_t) |
+
+    s = population std over all values (3*H*W) of a difference image. reference
+    (N, 3, h, w) and output (N, 3, H, W): same N >= 2, any sizes (the std of a difference
+    image does not depend on its size, which is why the two may differ).
+    """
+    _check_clip("reference", reference)
+    _check_clip("output", output)
+    if reference.shape[0] != output.shape[0]:
+        raise ValueError(f"reference and output need the same number of frames, got "
+                         f"{reference.shape[0]} and {output.shape[0]}")
+
+    def step_std(clip: Tensor) -> Tensor:  # (N-1,)
+        diff = clip[1:].double() - clip[:-1].double()
+        return diff.flatten(1).std(dim=1, unbiased=False)
+
+    n = reference.shape[0]
+    return beta / (n - 1) * (step_std(reference) - step_std(output)).abs().sum().item()
+
+
+# ---------------------------------------------------------------------------- PSNR, SSIM
+
+def psnr(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-frame PSNR 10 log10(data_range^2 / MSE), MSE over all 3*H*W values.
+
+    a, b (N, 3, H, W), either may have N = 1 (broadcast). Returns (N,) float64; +inf where
+    the frames are equal (MSE 0; left as inf rather than clamped, so that "identical" is
+    visible in the result)."""
+    _pair(a, b)
+    mse = (a.double() - b.double()).square().flatten(1).mean(1)
+    return 10 * torch.log10(data_range ** 2 / mse)  # x / 0 = inf -> log10 = inf
+
+
+_SSIM_SIGMA = 1.5
+_SSIM_RADIUS = 5  # int(3.5 * sigma + 0.5), skimage/scipy's truncation: an 11-tap window
+
+
+def _gaussian_window(channels: int, device, dtype) -> tuple[Tensor, Tensor]:
+    """The normalised 1-D Gaussian (11 taps, sigma 1.5) as two depthwise conv2d weights,
+    (C, 1, 11, 1) and (C, 1, 1, 11): the 2-D window is separable, so two 1-D passes cost
+    22 instead of 121 multiplies per value."""
+    x = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, device=device, dtype=dtype)
+    g = torch.exp(-0.5 * (x / _SSIM_SIGMA) ** 2)
+    g = g / g.sum()
+    return (g.view(1, 1, -1, 1).expand(channels, 1, -1, 1),
+            g.view(1, 1, 1, -1).expand(channels, 1, 1, -1))
+
+
+def ssim(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-image SSIM of Wang et al. 2004.
+
+    a, b (N, 3, H, W), either may have N = 1 (broadcast); H, W >= 11. Gaussian window
+    11x11, sigma 1.5, K1 = 0.01, K2 = 0.03, population (co)variances, each channel on its
+    own, averaged over channels and the (H-10) x (W-10) positions where the window fits
+    ('valid': no padding). Equals skimage.metrics.structural_similarity(x, y,
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=...,
+    channel_axis=-1), which crops the 5 border pixels its padded filter touched.
+    Returns (N,) float64.
+    """
+    n = _pair(a, b)
+    c, h, w = a.shape[1:]
+    size = 2 * _SSIM_RADIUS + 1
+    if h < size or w < size:
+        raise ValueError(f"SSIM needs images of at least {size}x{size} pixels (its Gaussian "
+                         f"window), got {h}x{w}")
+    # float64: sigma^2 = E[x^2] - E[x]^2 cancels most digits in flat regions, where
+    # float32's ~1e-7 errors weigh against C2 = 9e-4. Measured against skimage on two
+    # real pairs (tests/test_metrics.py): float32 off by 4e-6 and 2e-5, float64 by 1e-14.
+    x = a.double().expand(n, -1, -1, -1)
+    y = b.double().expand(n, -1, -1, -1)
+    g_col, g_row = _gaussian_window(c, x.device, x.dtype)
+
+    def blur(z: Tensor) -> Tensor:  # weighted local mean, (N, C, H-10, W-10)
+        return F.conv2d(F.conv2d(z, g_col, groups=c), g_row, groups=c)
+
+    # One pass over the five moments stacked on the batch axis.
+    moments = blur(torch.cat([x, y, x * x, y * y, x * y]))
+    mu_x, mu_y, e_xx, e_yy, e_xy = moments.split(n)
+    var_x, var_y, cov = e_xx - mu_x ** 2, e_yy - mu_y ** 2, e_xy - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
+         / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
+    # Mean over positions per channel, then over channels, = mean over all (equal counts).
+    return s.flatten(1).mean(1)
+
+
+# ---------------------------------------------------------------------------- style
+
+def _gram(feat: Tensor) -> Tensor:
+    """Whole-map Gram matrices X X^T / (C h w) of feat (N, C, h, w) -> (N, C, C).
+
+    losses.gram computes classwise Gram matrices whose last column is exactly this; a label
+    map of one class covering everything makes it compute only that (the single-region
+    path) rather than duplicating the normalisation here."""
+    h, w = feat.shape[-2:]
+    regions = Regions(torch.zeros(h, w, dtype=torch.long, device=feat.device), 1, (h, w))
+    return gram(feat, regions)[:, -1]
+
+
+def gram_distance(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
+    """Style distance: sum over layers l of mean over the C_l x C_l entries of
+    (G(a_l) - G(b_l))^2, per sample, G the Gram matrix X X^T / (C h w) of one sample's
+    features X (C, h*w).
+
+    feats_a, feats_b: equally long lists of (N, C_l, h_l, w_l) features (e.g. VGG
+    relu1_1..relu4_1). a and b may differ in spatial size (Gram matrices are C x C), and
+    either may have N = 1 (broadcast). Returns (N,) float64.
+    """
+    feats_a, feats_b = list(feats_a), list(feats_b)
+    if len(feats_a) != len(feats_b) or not feats_a:
+        raise ValueError(f"need as many layers in a as in b (> 0): {len(feats_a)} vs {len(feats_b)}")
+    total = 0
+    for i, (fa, fb) in enumerate(zip(feats_a, feats_b)):
+        try:
+            _pair(fa, fb, same_size=False)
+        except ValueError as e:
+            raise ValueError(f"layer {i}: {e}") from None
+        diff = _gram(fa.double()) - _gram(fb.double())  # broadcasts a batch of 1
+        total = total + diff.square().flatten(1).mean(1)
+    return total
