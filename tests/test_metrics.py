@@ -296,3 +296,11 @@ def test_gram_distance_errors():
         gram_distance([a], [torch.rand(2, 5, 3, 3)])  # channel counts differ
     with pytest.raises(ValueError, match="layer 0"):
         gram_distance([a], [torch.rand(3, 4, 3, 3)])  # batches 2 and 3 do not broadcast
+
+
+def test_ssim_in_chunks_equals_all_at_once():
+    torch.manual_seed(2)
+    x, ys = torch.rand(1, 3, 12, 13), torch.rand(7, 3, 12, 13)
+    whole = ssim(x, ys, chunk=100)
+    assert torch.equal(ssim(x, ys, chunk=3), whole)  # 3 + 3 + 1, x broadcast to each chunk
+    assert torch.equal(ssim(ys, ys.flip(0), chunk=2), ssim(ys, ys.flip(0), chunk=7))

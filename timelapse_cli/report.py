@@ -17,9 +17,12 @@ def tables(result: BenchmarkResult) -> list[Table]:
         t = Table(title=f"Frame generation speed ({m['device']}; {m['cpu']}, {m['torch_threads']} threads)",
                   caption=f"side x side output; FPS: median of {result.speed[0]['frames']}-frame runs (spread: half their range), "
                           "image preparation included; long: without it, as a long video approaches; "
-                          "GFLOP/f: per frame, conv and matmul, counted by torch.utils.flop_counter; "
-                          f"float32 matmul on this device: {m['matmul_gflops']:.0f} GFLOP/s")
-        for col in ("side", "method", "FPS", "spread", "long", "GFLOP/f", "GFLOP/s", "vs full"):
+                          "GFLOP/f: per frame, conv and matmul, counted by torch.utils.flop_counter; of peak: GFLOP/s "
+                          "against the 3x3 conv rate; "
+                          f"float32 on this device: matmul {m['peak_gflops']['matmul']:.0f}, "
+                          f"3x3 conv {m['peak_gflops']['conv3x3']:.0f} GFLOP/s")
+        peak = m["peak_gflops"]["conv3x3"]
+        for col in ("side", "method", "FPS", "spread", "long", "GFLOP/f", "GFLOP/s", "of peak", "vs full"):
             t.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
         full = {r["res"]: r["fps"] for r in result.speed if r["method"] == "timeflies-full"}
         last = None
@@ -29,7 +32,8 @@ def tables(result: BenchmarkResult) -> list[Table]:
             last = r["res"]
             ratio = f"{r['fps'] / full[r['res']]:.1f}x" if r["method"] == "timeflies" and r["res"] in full else ""
             t.add_row(str(r["res"]), r["method"], _num(r["fps"]), f"±{50 * (r['fps_max'] - r['fps_min']) / r['fps']:.0f}%",
-                      _num(r["fps_long"]), _gflop(r["gflop_per_frame"]), _gflop(r["gflops"]), ratio)
+                      _num(r["fps_long"]), _gflop(r["gflop_per_frame"]), _gflop(r["gflops"]),
+                      f"{100 * r['gflops'] / peak:.0f}%" if r["gflops"] >= 0.01 else "-", ratio)
         out.append(t)
     if result.stages:
         s = result.stages
@@ -59,7 +63,8 @@ def tables(result: BenchmarkResult) -> list[Table]:
 def _eval_tables(ev: dict) -> list[Table]:
     cols = ("PSNR", "SSIM", "E_tmp", "sigma_tmp")
     per = Table(title=f"Held-out check on {ev['data']}: I = flipped mean frame, target = flipped frames",
-                caption="higher PSNR/SSIM is better; sigma_tmp compares each method's change with the target's")
+                caption="higher PSNR/SSIM is better; still = output I, the floor; sigma_tmp compares each "
+                        "method's change with the target's")
     per.add_column("sequence")
     per.add_column("method")
     for col in cols:
@@ -99,6 +104,7 @@ def plot(result: BenchmarkResult, path: str | Path) -> None:
     """FPS against resolution (paper Table 2), SSIM against Gram distance (Fig. 7), and
     the held-out PSNR per method, as panels of one PNG (those the result has data for)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -116,26 +122,28 @@ def plot(result: BenchmarkResult, path: str | Path) -> None:
             res = sorted({r["res"] for r in result.speed})
             paper = [r for r in res if r in PAPER_FPS]
             if paper:
-                ax.plot(paper, [PAPER_FPS[r] for r in paper], "k--", label="paper's Time Flies, RTX 2080 Ti")
+                ax.plot(paper, [PAPER_FPS[r] for r in paper], "kx--", label="paper's Time Flies, RTX 2080 Ti")
             ax.set(xscale="log", yscale="log", xlabel="output side (pixels)", ylabel="frames per second",
                    title=f"Speed on {result.machine['device']}")
             ax.set_xticks(res, [str(r) for r in res])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only the sides measured
             ax.grid(True, which="both", alpha=0.3)
         elif panel == "quality":
             for r in result.quality["rows"]:
                 if r["ssim"] is not None:
-                    ax.scatter(r["gram_per_frame"], r["ssim_per_frame"], s=12, label=r["method"])
+                    ax.scatter(r["gram_per_frame"], r["ssim_per_frame"], s=12, label=r["method"], alpha=0.7)
             ax.set(xlabel=f"Gram distance to F_t ({result.quality['style_network']}) - lower: style matched",
                    ylabel="SSIM(I, F~_t) - higher: structure kept", title="Structure vs style (paper Fig. 7)")
-            ax.set_xscale("symlog", linthresh=1e-6)
+            ax.set_xscale("log")  # distances span decades; a distance of 0 is not drawn
             ax.grid(True, alpha=0.3)
         else:
             rows = result.evaluation["mean"]
-            ax.bar([r["method"] for r in rows], [r["psnr"] for r in rows], color="tab:gray")
-            ax.set(ylabel="mean PSNR (dB)", title=f"Held-out check, {len(result.evaluation['sequences'])} sequences")
+            bars = ax.bar([r["method"] for r in rows], [r["psnr"] for r in rows], color="tab:gray")
+            ax.bar_label(bars, labels=[f"{r['psnr']:.1f} dB\nSSIM {r['ssim']:.2f}" for r in rows], fontsize=8)
+            ax.set(ylabel="mean PSNR against the target (dB)",
+                   title=f"Held-out check, {len(result.evaluation['sequences'])} sequences")
+            ax.set_ylim(0, 1.15 * max(r["psnr"] for r in rows))
             ax.tick_params(axis="x", rotation=30)
-            lo = min(r["psnr"] for r in rows)
-            ax.set_ylim(max(0, lo - 3), None)
         if panel != "eval":
             ax.legend(fontsize=8)
     fig.tight_layout()
