@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich import box
 from rich.table import Table
 
 from .benchmark import PAPER_FPS, BenchmarkResult
@@ -11,76 +12,85 @@ from .fsutil import atomic_path
 
 
 def tables(result: BenchmarkResult) -> list[Table]:
+    """The Rich tables of whichever parts the result holds, in the order they ran."""
     out = []
-    m = result.machine
     if result.speed:
-        t = Table(title=f"Frame generation speed ({m['device']}; {m['cpu']}, {m['torch_threads']} threads)",
-                  caption=f"side x side output; FPS: median of {result.speed[0]['frames']}-frame runs (spread: half their range), "
-                          "image preparation included; long: without it, as a long video approaches; "
-                          "GFLOP/f: per frame, conv and matmul, counted by torch.utils.flop_counter; of peak: GFLOP/s "
-                          "against the 3x3 conv rate; "
-                          f"float32 on this device: matmul {m['peak_gflops']['matmul']:.0f}, "
-                          f"3x3 conv {m['peak_gflops']['conv3x3']:.0f} GFLOP/s")
-        peak = m["peak_gflops"]["conv3x3"]
-        for col in ("side", "method", "FPS", "spread", "long", "GFLOP/f", "GFLOP/s", "of peak", "vs full"):
-            t.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
-        full = {r["res"]: r["fps"] for r in result.speed if r["method"] == "timeflies-full"}
-        last = None
-        for r in result.speed:
-            if last is not None and r["res"] != last:
-                t.add_section()
-            last = r["res"]
-            ratio = f"{r['fps'] / full[r['res']]:.1f}x" if r["method"] == "timeflies" and r["res"] in full else ""
-            t.add_row(str(r["res"]), r["method"], _num(r["fps"]), f"±{50 * (r['fps_max'] - r['fps_min']) / r['fps']:.0f}%",
-                      _num(r["fps_long"]), _gflop(r["gflop_per_frame"]), _gflop(r["gflops"]),
-                      f"{100 * r['gflops'] / peak:.0f}%" if r["gflops"] >= 0.01 else "-", ratio)
-        out.append(t)
+        out.append(_speed_table(result.speed, result.machine))
     if result.stages:
-        s = result.stages
-        t = Table(title=f"Where animate's time goes: {s['frames']} frames at {s['width']}x{s['height']}, "
-                        f"labels from {s['labels_from']}",
-                  caption=f"{Path(s['image']).name} + {Path(s['reference']).name}; {s['seconds']:.1f} s in all")
-        for col in ("stage", "seconds", "share", "per frame"):
-            t.add_column(col, justify="left" if col == "stage" else "right")
-        for name, sec in s["stages"].items():
-            t.add_row(name, f"{sec:.2f}", f"{100 * sec / s['seconds']:.0f}%", f"{1000 * sec / s['frames']:.0f} ms")
-        out.append(t)
+        out.append(_stages_table(result.stages))
     if result.quality:
-        q = result.quality
-        t = Table(title=f"Quality on {Path(q['image']).name} + {Path(q['reference']).name} "
-                        f"({q['frames']} frames, {q['size'][0]}x{q['size'][1]}, labels from {q['labels_from']})",
-                  caption=f"lower is better except SSIM; Gram distance on {q['style_network']}")
-        for col in ("method", "E_tmp", "sigma_tmp", "SSIM(I, F~)", "Gram(F~, F)"):
-            t.add_column(col, justify="left" if col == "method" else "right")
-        for r in q["rows"]:
-            t.add_row(r["method"], _num(r["e_tmp"]), _num(r["sigma_tmp"]), _num(r["ssim"]), _num(r["gram"]))
-        out.append(t)
+        out.append(_quality_table(result.quality))
     if result.evaluation:
         out += _eval_tables(result.evaluation)
     return out
 
 
+def _speed_table(speed: list[dict], m: dict) -> Table:
+    peak = m["peak_gflops"]
+    t = _table(f"Frame generation speed ({m['device']}; {m['cpu']}, {m['torch_threads']} threads)",
+               f"side x side output. FPS: median of {speed[0]['frames']}-frame runs, +- half their "
+               "range, image preparation included; long: without it, as a long video approaches. "
+               "GFLOP/f: per frame (conv and matmul, counted by torch.utils.flop_counter); of peak: "
+               f"GFLOP/s against this device's float32 3x3 conv rate, {peak['conv3x3']:.0f} GFLOP/s "
+               f"(matmul {peak['matmul']:.0f}). vs full: timeflies FPS over timeflies-full FPS.",
+               "side", "method", "FPS", "long", "GFLOP/f", "GFLOP/s", "of peak", "vs full")
+    full = {r["res"]: r["fps"] for r in speed if r["method"] == "timeflies-full"}
+    last = None
+    for r in speed:
+        if last is not None and r["res"] != last:
+            t.add_section()
+        last = r["res"]
+        spread = 50 * (r["fps_max"] - r["fps_min"]) / r["fps"]
+        ratio = f"{r['fps'] / full[r['res']]:.1f}x" if r["method"] == "timeflies" and r["res"] in full else ""
+        t.add_row(str(r["res"]), r["method"], f"{_num(r['fps'])} ±{spread:.0f}%", _num(r["fps_long"]),
+                  _gflop(r["gflop_per_frame"]), _gflop(r["gflops"]),
+                  _percent(r["gflops"] / peak["conv3x3"]) if r["gflops"] > 0 else "-", ratio)
+    return t
+
+
+def _stages_table(s: dict) -> Table:
+    t = _table(f"Where animate's time goes: {s['frames']} frames at {s['width']}x{s['height']}, "
+               f"labels from {s['labels_from']}",
+               f"{Path(s['image']).name} + {Path(s['reference']).name}; {s['seconds']:.1f} s in all",
+               "stage", "seconds", "share", "per frame")
+    for name, sec in s["stages"].items():
+        t.add_row(name, f"{sec:.2f}", f"{100 * sec / s['seconds']:.0f}%", f"{1000 * sec / s['frames']:.0f} ms")
+    return t
+
+
+def _quality_table(q: dict) -> Table:
+    t = _table(f"Quality on {Path(q['image']).name} + {Path(q['reference']).name} "
+               f"({q['frames']} frames, {q['size'][0]}x{q['size'][1]}, labels from {q['labels_from']})",
+               f"lower is better except SSIM; Gram distance on {q['style_network']}",
+               "method", "E_tmp", "sigma_tmp", "SSIM(I, F~)", "Gram(F~, F)")
+    for r in q["rows"]:
+        t.add_row(r["method"], _num(r["e_tmp"]), _num(r["sigma_tmp"]), _num(r["ssim"]), _num(r["gram"]))
+    return t
+
+
 def _eval_tables(ev: dict) -> list[Table]:
     cols = ("PSNR", "SSIM", "E_tmp", "sigma_tmp")
-    per = Table(title=f"Held-out check on {ev['data']}: I = flipped mean frame, target = flipped frames",
-                caption="higher PSNR/SSIM is better; still = output I, the floor; sigma_tmp compares each "
-                        "method's change with the target's")
-    per.add_column("sequence")
-    per.add_column("method")
-    for col in cols:
-        per.add_column(col, justify="right")
+    per = _table(f"Held-out check on {ev['data']}: I = flipped mean frame, target = flipped frames",
+                 "higher PSNR/SSIM is better; still = output I, the floor; sigma_tmp compares each "
+                 "method's change with the target's", "sequence", "method", *cols)
     for s in ev["sequences"]:
         for i, r in enumerate(s["rows"]):
             name = f"{s['sequence']} ({s['frames']})" if i == 0 else ""
             per.add_row(name, r["method"], *(_num(r[c.lower()]) for c in cols))
         per.add_section()
-    mean = Table(title=f"Mean over {len(ev['sequences'])} sequences")
-    mean.add_column("method")
-    for col in cols:
-        mean.add_column(col, justify="right")
+    mean = _table(f"Mean over {len(ev['sequences'])} sequences", None, "method", *cols)
     for r in ev["mean"]:
         mean.add_row(r["method"], *(_num(r[c.lower()]) for c in cols))
     return [per, mean]
+
+
+def _table(title: str, caption: str | None, *columns: str) -> Table:
+    """A table with light rules (it fits 80 columns), names left-aligned, figures right."""
+    t = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in columns:
+        text = col in ("method", "stage", "sequence")
+        t.add_column(col, justify="left" if text else "right", no_wrap=True)
+    return t
 
 
 def _num(x) -> str:
@@ -89,6 +99,10 @@ def _num(x) -> str:
     if x != x or x in (float("inf"), float("-inf")):
         return str(x)
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f}%" if x >= 0.01 else "<1%"
 
 
 def _gflop(x: float) -> str:
@@ -135,6 +149,9 @@ def plot(result: BenchmarkResult, path: str | Path) -> None:
             ax.set(xlabel=f"Gram distance to F_t ({result.quality['style_network']}) - lower: style matched",
                    ylabel="SSIM(I, F~_t) - higher: structure kept", title="Structure vs style (paper Fig. 7)")
             ax.set_xscale("log")  # distances span decades; a distance of 0 is not drawn
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0e}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.grid(True, alpha=0.3)
         else:
             rows = result.evaluation["mean"]
