@@ -162,7 +162,7 @@ def plot(result: BenchmarkResult, path: str | Path) -> None:
             ax.set_ylim(0, 1.15 * max(r["psnr"] for r in rows))
             ax.tick_params(axis="x", rotation=30)
         if panel != "eval":
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7, ncol=2 if panel == "speed" else 1)
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
