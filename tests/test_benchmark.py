@@ -137,6 +137,12 @@ def test_cli_bad_input_is_one_line(tmp_path, tiny_weights):
                           "--reference")
     assert_one_line_error(run_cli("benchmark", "--res", "32", "--methods", "wct", "--weights", tiny_weights),
                           "wct")
+    # Output paths are checked before the run, not after minutes of it.
+    (tmp_path / "file").write_text("")
+    for option in ("--json", "--plot"):
+        result = run_cli("benchmark", "--res", "32", option, tmp_path / "file" / "out", "--weights", tiny_weights)
+        assert_one_line_error(result, "file", "folder")
+        assert "speed" not in result.stdout
     short = sequence(tmp_path / "data" / "one", n=1)
     assert_one_line_error(run_cli("benchmark", "--eval", short.parent, "--segmenter", "none",
                                   "--weights", tiny_weights), "at least 2")

@@ -282,6 +282,7 @@ def benchmark(
     """Time frame generation per resolution and compute the paper's quality metrics,
     for timeflies and the training-free baselines."""
     from .benchmark import BenchmarkOptions, run
+    from .fsutil import check_writable
     from .report import plot, tables, write_json
 
     sizes = _resolutions([*(res or []), *ctx.args])
@@ -293,6 +294,9 @@ def benchmark(
         stage_size=stage_size, eval_dir=str(eval_dir) if eval_dir else None, sequences=sequences,
         max_frames=max_frames, vgg=str(vgg) if vgg else None, segmenter=segmenter, seg_config=seg_config,
         seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed)
+    for path in (json_file, plot_file):
+        if path:
+            check_writable(path)  # before the run, not after minutes of it
     with _progress(quiet, "Benchmarking") as progress:
         result = run(str(weights) if weights else None, device, opts, progress)
     for table in tables(result):

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import TimefliesError
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
@@ -22,15 +24,18 @@ def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[P
     On any exception the temporary file or directory is removed and the error re-raised.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}",
-                                    dir=final.parent)
-        os.close(fd)
-        tmp = Path(name)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}",
+                                        dir=final.parent)
+            os.close(fd)
+            tmp = Path(name)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+    except OSError as e:
+        raise _unwritable(final, e) from None
     try:
         yield tmp
     except BaseException:
@@ -44,6 +49,27 @@ def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[P
         _remove(old)
     else:
         os.replace(tmp, final)
+
+
+def check_writable(final: str | os.PathLike) -> None:
+    """Fail now, with a one-line error, if `final` could not be written later: its folder
+    cannot be made or takes no new file (say, before a long run that ends by writing it)."""
+    final = Path(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=final.parent):
+            pass
+    except OSError as e:
+        raise _unwritable(final, e) from None
+    if final.is_dir():
+        raise TimefliesError(f"'{final}' is a folder; give a file path")
+
+
+def _unwritable(final: Path, e: OSError) -> TimefliesError:
+    if isinstance(e, (FileExistsError, NotADirectoryError)):  # a file where a folder should be
+        return TimefliesError(f"cannot write '{final}': a file stands where its folder should be; "
+                              "choose another path")
+    return TimefliesError(f"cannot write '{final}' ({e.strerror or e}); choose another path")
 
 
 def _umask() -> int:
