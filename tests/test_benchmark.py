@@ -114,6 +114,23 @@ def test_quality_on_a_pair(animator, tmp_path):
     assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None))())) == 1
 
 
+def test_quality_gram_distance_on_imported_vgg(animator, tmp_path):
+    from test_weights import _fake_torchvision_vgg19
+
+    torch.save(_fake_torchvision_vgg19(), tmp_path / "vgg19-fake.pth")
+    ref = sequence(tmp_path / "ref", n=3)
+    photo = tmp_path / "photo.png"
+    Image.fromarray((_scene(40, 30, seed=5) * 255).astype(np.uint8)).save(photo)
+    own = BenchmarkOptions(size=40, segmenter="none", methods=("still",))
+    vgg = BenchmarkOptions(size=40, segmenter="none", methods=("still",), vgg=str(tmp_path / "vgg19-fake.pth"))
+    with torch.inference_mode():
+        a, b = quality(animator, str(photo), str(ref), own), quality(animator, str(photo), str(ref), vgg)
+    assert b["style_network"] == "ImageNet VGG-19 (vgg19-fake.pth)"
+    # Another network (full width, other weights), so other distances; the rest is the same.
+    assert b["rows"][1]["gram"] != pytest.approx(a["rows"][1]["gram"], rel=1e-3)
+    assert b["rows"][1]["ssim"] == a["rows"][1]["ssim"]
+
+
 def test_cli_speed_json_and_plot(tiny_weights, tmp_path):
     out_json, out_png = tmp_path / "b.json", tmp_path / "b.png"
     result = CliRunner().invoke(app, ["benchmark", "--res", "24", "32", "--frames", "2", "--repeats", "1",
@@ -137,6 +154,8 @@ def test_cli_bad_input_is_one_line(tmp_path, tiny_weights):
                           "--reference")
     assert_one_line_error(run_cli("benchmark", "--res", "32", "--methods", "wct", "--weights", tiny_weights),
                           "wct")
+    assert_one_line_error(run_cli("benchmark", "--res", "32", "--vgg", tmp_path / "v.pth", "--weights", tiny_weights),
+                          "--vgg", "--image")
     # Output paths are checked before the run, not after minutes of it.
     (tmp_path / "file").write_text("")
     for option in ("--json", "--plot"):

@@ -76,6 +76,9 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
             raise TimefliesError(f"unknown method '{name}'; use any of: {', '.join(METHODS)}")
     if (opts.image is None) != (opts.reference is None):
         raise TimefliesError("give both --image and --reference for the quality figures")
+    if opts.vgg and not opts.image:
+        raise TimefliesError("--vgg is for the Gram distance of the quality figures; give --image and "
+                             "--reference too")
     if min([opts.frames, opts.repeats, opts.batch, *opts.res] or [1]) < 1:
         raise TimefliesError("--res, --frames, --repeats and --batch must be positive")
     animator = Animator(weights, device)
