@@ -133,12 +133,12 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
         for _ in range(opts.repeats):
             runs.append(once())
             tick()
-        fps = [opts.frames / (prep + gen) for prep, gen in runs]
+        fps = [opts.frames / (prep + frames) for prep, frames in runs]
         gflop = counter.get_total_flops() / 1e9 / opts.frames
         median = statistics.median(fps)
         rows.append(dict(method=name, res=res, frames=opts.frames, fps=median, fps_min=min(fps),
                          fps_max=max(fps), prepare_seconds=statistics.median(p for p, _ in runs),
-                         fps_long=statistics.median(opts.frames / g for _, g in runs),
+                         fps_long=statistics.median(opts.frames / frames for _, frames in runs),
                          gflop_per_frame=gflop, gflops=gflop * median))
     return rows
 
