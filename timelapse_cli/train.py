@@ -239,7 +239,7 @@ class Trainer:
         with torch.no_grad():  # the self-supervised reconstruction error, for the curve
             log["recon_mse"] = float(F.mse_loss(fake.clamp(0, 1), targets))
             log["identity_mse"] = float(F.mse_loss(image.expand_as(targets), targets))
-        log.update(total=float(total), alpha=losses.content_alpha(step, self.opts.alpha_decay), sequence=name)
+        log.update(total=float(total.detach()), alpha=losses.content_alpha(step, self.opts.alpha_decay), sequence=name)
         return log
 
     # ------------------------------------------------------------------ the loop
