@@ -11,7 +11,6 @@ Four independent parts, each run when asked for:
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 import platform
 import statistics
@@ -23,8 +22,9 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from . import images, labels, metrics, video
+from . import data, images, labels, metrics, video
 from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8, windows
 from .errors import InputError, TimefliesError
 from .methods import METHODS, make_method
@@ -81,9 +81,10 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
                              "--reference too")
     if min([opts.frames, opts.repeats, opts.batch, *opts.res] or [1]) < 1:
         raise TimefliesError("--res, --frames, --repeats and --batch must be positive")
+    sequences = eval_sequences(opts.eval_dir, opts.sequences) if opts.eval_dir else []
     animator = Animator(weights, device)
     result = BenchmarkResult(machine_info(animator.device))
-    ticker = _Ticker(progress, _work_units(opts))
+    ticker = _Ticker(progress, _work_units(opts, len(sequences)))
     with torch.inference_mode():
         for res in opts.res:
             result.speed += speed(animator, res, opts, ticker)
@@ -92,7 +93,7 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
             ticker()
             result.quality = quality(animator, opts.image, opts.reference, opts, ticker)
         if opts.eval_dir:
-            result.evaluation = evaluate(animator, opts.eval_dir, opts, ticker)
+            result.evaluation = evaluate(animator, opts.eval_dir, opts, ticker, sequences)
     return result
 
 
@@ -123,8 +124,6 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
             for first, batch in batched(iter(wins), opts.batch):
                 to_uint8(method.generate(batch, first))  # as animate: frames end as uint8 on the CPU
             return t1 - t0, time.perf_counter() - t1
-
-        from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:  # the warm-up run, counted
             once()
@@ -226,17 +225,17 @@ def _features(net, clip: torch.Tensor, chunk: int = 8) -> list[list[torch.Tensor
 
 # ------------------------------------------------------------------------ evaluation
 
-def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lambda: None) -> dict:
-    """method.md's held-out check on every sequence folder (or video) in data_dir."""
+def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lambda: None,
+             sequences: list[data.Sequence] | None = None) -> dict:
+    """method.md's held-out check on every sequence folder (or video) in data_dir
+    (`sequences`: those already found there by eval_sequences)."""
     device = animator.device
-    sequences = _sequences(data_dir, opts.sequences)
     per_seq = []
-    for seq in sequences:
-        reader = video.FrameReader(seq)
-        size = images.fit_size(reader.info.width, reader.info.height, None, opts.size)
-        frames = _read(reader, size, opts.max_frames)
-        real = _clip(frames, device)                                       # (N, 3, h, w)
-        target = real.flip(-1)
+    for seq in sequences or eval_sequences(data_dir, opts.sequences):
+        size = images.fit_size(seq.width, seq.height, None, opts.size)
+        real = data.load_frames(seq, 0, min(seq.frames, opts.max_frames or seq.frames), size).to(device)
+        frames = list((real * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())  # as decoded: uint8
+        target = real.flip(-1)                                             # (N, 3, h, w)
         mean = (real.mean(0).permute(1, 2, 0) * 255).round().byte().cpu().numpy()
         photo = np.ascontiguousarray(mean[:, ::-1])                        # I: flipped mean frame
         scene, k, labels_from = _scene_labels(seq, frames, size, opts, str(device))
@@ -248,7 +247,7 @@ def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lam
                              ssim=metrics.ssim(out, target).mean().item(),
                              e_tmp=metrics.e_tmp(out), sigma_tmp=metrics.sigma_tmp(target, out)))
             tick()
-        per_seq.append(dict(sequence=Path(seq).name, frames=len(frames), size=list(size),
+        per_seq.append(dict(sequence=seq.name, frames=len(frames), size=list(size),
                             labels_from=labels_from, target_e_tmp=metrics.e_tmp(target), rows=rows))
     names = [r["method"] for r in per_seq[0]["rows"]]
     mean_rows = [dict(method=n, **{key: float(np.mean([s["rows"][i][key] for s in per_seq]))
@@ -257,29 +256,22 @@ def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lam
     return dict(data=str(data_dir), sequences=per_seq, mean=mean_rows)
 
 
+def eval_sequences(data_dir: str, pattern: str = "*") -> list[data.Sequence]:
+    """The sequences of `data_dir` (as `train --data` finds them), checked: 2 frames or more."""
+    return data.find_sequences(data_dir, 2, "the temporal metrics need at least 2: drop it or give "
+                                            "a longer sequence", pattern)
+
+
 def _mean(values: torch.Tensor) -> float:
     """Mean PSNR over frames; a frame equal to its target (inf dB) is capped at 100 dB."""
     return values.clamp(max=100).mean().item()
 
 
-def _sequences(data_dir: str, pattern: str) -> list[Path]:
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise InputError(f"--eval folder '{root}' not found; give a folder of time-lapse sequences")
-    found = sorted(p for p in root.iterdir() if not p.name.startswith(".") and fnmatch.fnmatch(p.name, pattern)
-                   and (p.is_dir() or p.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")))
-    if not found:
-        raise InputError(f"no sequences matching '{pattern}' in '{root}'; put one folder of frames "
-                         "(or one video) per sequence there")
-    return found
-
-
-def _scene_labels(seq: Path, frames: list[np.ndarray], size, opts: BenchmarkOptions, device: str):
-    """The scene's label map at `size`, ids 0..K-1: segmentation.png if the folder has one,
-    else the segmenter's vote over the frames, else (segmenter none) one class."""
-    stored = seq / "segmentation.png"
-    if stored.is_file():
-        ids, source = labels.load_label_map(stored).ids, "segmentation.png"
+def _scene_labels(seq: data.Sequence, frames: list[np.ndarray], size, opts: BenchmarkOptions, device: str):
+    """The scene's label map at `size`, ids 0..K-1: the folder's segmentation.png if it has
+    one, else the segmenter's vote over the frames, else (segmenter none) one class."""
+    if seq.label_path is not None:
+        ids, source = data.load_labels(seq, size), seq.label_path.name
     elif opts.segmenter == "none":
         return np.zeros(size[::-1], np.int64), 1, "none"
     else:
@@ -287,8 +279,7 @@ def _scene_labels(seq: Path, frames: list[np.ndarray], size, opts: BenchmarkOpti
 
         segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, device)
         ids = to_classes(segmenter.segment_video(iter(frames), len(frames)), segmenter, "groups")
-        source = f"{segmenter.name} segmenter"
-    ids = labels.fit_label_map(ids, size, source, seq.name)
+        ids, source = labels.fit_label_map(ids, size, "segmentation", seq.name), f"{segmenter.name} segmenter"
     (ids,), k = labels.unify_ids(ids)
     return ids, k, source
 
@@ -296,7 +287,7 @@ def _scene_labels(seq: Path, frames: list[np.ndarray], size, opts: BenchmarkOpti
 # ---------------------------------------------------------------------------- shared
 
 def _read(reader: video.FrameReader, size, max_frames: int | None) -> list[np.ndarray]:
-    """The reference's frames resized to size=(w, h): a list of (h, w, 3) uint8."""
+    """A reference's frames resized to size=(w, h): a list of (h, w, 3) uint8."""
     frames = []
     for frame in reader:
         frames.append(images.resize_image(frame, size))
@@ -352,11 +343,11 @@ class _Ticker:
             self.progress(self.done, self.total)
 
 
-def _work_units(opts: BenchmarkOptions) -> int:
+def _work_units(opts: BenchmarkOptions, sequences: int) -> int:
     speed_rows = sum(1 for n in SPEED_METHODS if ("timeflies" if n == "timeflies-full" else n) in opts.methods)
     units = len(opts.res) * speed_rows * (opts.repeats + 1)
     if opts.image:
         units += 1 + len(opts.methods)
     if opts.eval_dir:
-        units += len(_sequences(opts.eval_dir, opts.sequences)) * len(opts.methods)
+        units += sequences * len(opts.methods)
     return units

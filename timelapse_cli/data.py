@@ -13,6 +13,7 @@ Sizes are (width, height) throughout, as in images.py.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
@@ -52,34 +53,43 @@ class Sequence:
 
 
 def scan_sequences(data_dir: str | os.PathLike, clip: int) -> list[Sequence]:
-    """Every sequence in `data_dir`, checked, sorted by name (natural order: clip2 < clip10).
+    """Every sequence in `data_dir`, checked, sorted by name (natural order: clip2 < clip10),
+    each long enough for a training clip (clip + 2 frames); see find_sequences."""
+    clip = _positive_clip(clip)
+    return find_sequences(data_dir, clip + 2, f"--clip {clip} needs at least {clip + 2}: "
+                                              "lower --clip or drop it")
+
+
+def find_sequences(data_dir: str | os.PathLike, min_frames: int, too_short: str,
+                   pattern: str = "*") -> list[Sequence]:
+    """Every sequence in `data_dir` whose name matches `pattern`, checked, sorted by name.
 
     Sequences are the sub-folders of frames and the video files (mp4, mov, mkv, webm, avi,
     gif) directly in `data_dir`; hidden entries and other files are ignored. Raises one
     InputError naming the sequence and the fix for the first problem found: `data_dir`
-    missing or holding no sequences, a folder without frames, a frame file that cannot be
-    decoded, a video that cannot be opened, a sequence shorter than clip + 2 frames, or a
-    label map that is unreadable or of another aspect ratio than the frames. Video files
-    are opened and their first frame decoded, not decoded in full.
+    missing or holding no (matching) sequences, a folder without frames, a frame file that
+    cannot be decoded, a video that cannot be opened, a sequence of fewer than `min_frames`
+    frames (the message ends with `too_short`), or a label map that is unreadable or of
+    another aspect ratio than the frames. Video files are opened and their first frame
+    decoded, not decoded in full.
     """
-    clip = _positive_clip(clip)
     root = Path(data_dir)
     if not root.exists():
         raise InputError(f"data folder '{root}' not found; check the path")
     if not root.is_dir():
         raise InputError(f"data folder '{root}' is a file, not a folder; {_LAYOUT_HINT}")
     entries = sorted((p for p in root.iterdir() if not p.name.startswith(".")
+                      and fnmatch.fnmatch(p.name, pattern)
                       and (p.is_dir() or (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS))),
                      key=_natural_key)
     if not entries:
-        raise InputError(f"data folder '{root}' holds no sequences; {_LAYOUT_HINT}")
+        which = "no sequences" if pattern == "*" else f"no sequences matching '{pattern}'"
+        raise InputError(f"data folder '{root}' holds {which}; {_LAYOUT_HINT}")
     sequences = []
     for path in entries:
         seq = _scan_folder(path) if path.is_dir() else _scan_video(path)
-        needed = clip + 2
-        if seq.frames < needed:
-            raise InputError(f"sequence '{seq.name}' has {seq.frames} frames; --clip {clip} needs "
-                             f"at least {needed}: lower --clip or drop it")
+        if seq.frames < min_frames:
+            raise InputError(f"sequence '{seq.name}' has {seq.frames} frames; {too_short}")
         sequences.append(seq)
     return sequences
 

@@ -19,7 +19,7 @@ import torch
 from .color import lab_to_rgb, rgb_to_lab
 from .errors import TimefliesError
 from .model import Generator, noise_frames
-from .model.modulation import Regions, modulate
+from .model.modulation import Regions, class_stats, modulate
 
 CHANNELS_LAST = torch.channels_last
 
@@ -91,10 +91,12 @@ class Reinhard(Method):
         self.lab = rgb_to_lab(image)
         self.regions = Regions(img_labels, k, tuple(img_labels.shape))
         self.style_regions = Regions(ref_labels, k, tuple(ref_labels.shape))
+        self.stats = class_stats(self.lab, self.regions, self.EPS)  # the photo's: once, not per frame
 
     def generate(self, windows, first):
         frame = windows[:, 6:9]  # F_t, the newest frame of each window: (B, 3, h, w)
-        return lab_to_rgb(modulate(self.lab, self.regions, rgb_to_lab(frame), self.style_regions, self.EPS))
+        return lab_to_rgb(modulate(self.lab, self.regions, rgb_to_lab(frame), self.style_regions, self.EPS,
+                                   content_stats=self.stats))
 
 
 METHODS = {
