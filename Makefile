@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-core install-mmseg test clean
+.PHONY: install install-core install-mmseg test clean weights
 
 install: install-core install-mmseg
 
@@ -26,3 +26,16 @@ test:
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Rebuild the shipped generator from ../shared/data (weights/README.md has the recipe and
+# its figures). Resumable: run it again after an interruption and it continues from the
+# last checkpoint (a run stopped before its first checkpoint starts over). When it ends,
+# RUN/best/ holds the generator that scored best on the validation sequences.
+DATA ?= ../shared/data/timelapse
+RUN ?= runs/weights
+STEPS ?= 20000
+weights:
+	$(VENV)/bin/timeflies train --data $(DATA) --out $(RUN) --recipe fast --holdout --seed 0 \
+		--max-steps $(STEPS) --val-every 500 --save-every 250 \
+		$$(if test -f $(RUN)/checkpoint/state.pt; then echo --resume; \
+		   elif test -f $(RUN)/run.json; then echo --overwrite; fi)

@@ -58,6 +58,8 @@ def test_speed_rows_and_flop_counts(animator):
     # The full generator per frame does the image encoding 4 times, the cached path once.
     assert by["timeflies-full"]["gflop_per_frame"] > 1.5 * by["timeflies"]["gflop_per_frame"] > 0
     assert by["still"]["gflop_per_frame"] == 0
+    # The paper's width-1.0 architecture, run the same way, costs far more than this tiny model.
+    assert by["paper-size"]["gflop_per_frame"] > 20 * by["timeflies"]["gflop_per_frame"]
     assert by["timeflies"]["gflops"] == pytest.approx(by["timeflies"]["gflop_per_frame"] * by["timeflies"]["fps"])
 
 
@@ -158,8 +160,8 @@ def test_cli_bad_input_is_one_line(tmp_path, tiny_weights):
                           "--vgg", "--image")
     # Output paths are checked before the run, not after minutes of it.
     (tmp_path / "file").write_text("")
-    for option in ("--json", "--plot"):
-        result = run_cli("benchmark", "--res", "32", option, tmp_path / "file" / "out", "--weights", tiny_weights)
+    for option, name in (("--json", "out.json"), ("--plot", "out.png")):
+        result = run_cli("benchmark", "--res", "32", option, tmp_path / "file" / name, "--weights", tiny_weights)
         assert_one_line_error(result, "file", "folder")
         assert "speed" not in result.stdout
     short = sequence(tmp_path / "data" / "one", n=1)

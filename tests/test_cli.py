@@ -154,8 +154,9 @@ def test_png_folder_output_and_preview(tiny_weights, tmp_path):
     frames_dir, sheet = tmp_path / "frames", tmp_path / "sheet.png"
     result = animate_ok(photo, ref, "-o", f"{frames_dir}/", "--weights", tiny_weights, "--size", "101",
                         "--ref-size", "64", "--preview", sheet)
-    pngs = sorted(frames_dir.iterdir())
-    assert len(pngs) == 51 and all(p.suffix == ".png" for p in pngs)
+    pngs = sorted(frames_dir.glob("*.png"))
+    assert len(pngs) == 51  # and beside them only the manifest naming them as timeflies' own
+    assert sorted(p.name for p in frames_dir.iterdir()) == [".timeflies-frames.json"] + [p.name for p in pngs]
     with Image.open(pngs[0]) as im:
         assert im.size == (101, 63)  # PNGs keep the odd size
     with Image.open(sheet) as im:

@@ -267,8 +267,8 @@ def test_load_labels_nearest_resized(tmp_path):
 
 
 def test_parse_size():
-    assert parse_size(256) == (256, 256)
-    assert parse_size("256") == (256, 256)
+    assert parse_size(256) == 256
+    assert parse_size("256") == 256
     assert parse_size("320x192") == (320, 192)
     assert parse_size((64, 32)) == (64, 32)
     for bad in ("0", "320x", "x192", "-5", "abc", 0, True, "320x0"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from timelapse_cli.color import lab_to_rgb, rgb_to_lab
+from timelapse_cli.model.color import lab_to_rgb, rgb_to_lab
 from timelapse_cli.errors import TimefliesError
 from timelapse_cli.methods import METHODS, make_method
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import needs_data
+from timelapse_cli import metrics
 from timelapse_cli.metrics import e_tmp, gram_distance, psnr, sigma_tmp, ssim
 
 C1, C2 = 0.01 ** 2, 0.03 ** 2  # SSIM constants for data_range 1
@@ -304,3 +305,24 @@ def test_ssim_in_chunks_equals_all_at_once():
     whole = ssim(x, ys, chunk=100)
     assert torch.equal(ssim(x, ys, chunk=3), whole)  # 3 + 3 + 1, x broadcast to each chunk
     assert torch.equal(ssim(ys, ys.flip(0), chunk=2), ssim(ys, ys.flip(0), chunk=7))
+
+
+def test_luminance_r_follows_brightness_not_size():
+    t = torch.linspace(0.1, 0.9, 6).view(6, 1, 1, 1)
+    ref = t.expand(6, 3, 8, 8).clone()
+    out = (0.2 + 0.5 * t).expand(6, 3, 16, 12).clone()  # brighter and bigger, same course
+    assert metrics.luminance_r(out, ref) == pytest.approx(1.0)
+    assert metrics.luminance_r(out.flip(0), ref) == pytest.approx(-1.0)
+    assert math.isnan(metrics.luminance_r(torch.full((6, 3, 4, 4), 0.5), ref))
+
+
+def test_structure_r_keeps_edges_under_colour_change_and_loses_them_under_noise():
+    g = torch.Generator().manual_seed(0)
+    photo = torch.zeros(1, 3, 32, 32)
+    photo[..., 8:24, 8:24] = 0.8
+    photo += 0.02 * torch.rand(1, 3, 32, 32, generator=g)
+    darker = 0.3 * photo + 0.1
+    noise = torch.rand(1, 3, 32, 32, generator=g)
+    r = metrics.structure_r(photo, torch.cat([photo, darker, noise]))
+    assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(1.0, abs=1e-6)
+    assert r[2] < 0.3

@@ -64,3 +64,66 @@ def test_gradients_reach_trainable_parts(tiny_generator):
     out.mean().backward()
     assert tiny_generator.decoder.conv4_1.weight.grad.abs().sum() > 0
     assert tiny_generator.video_encoder.conv1_1.weight.grad.abs().sum() > 0
+
+
+def _affine(width=0.125, base="transfer"):
+    torch.manual_seed(0)
+    return Generator(GeneratorConfig(width=width, output="affine", affine_base=base)).eval()
+
+
+def test_untrained_affine_head_is_the_classwise_lab_transfer():
+    """At initialisation the affine head is the identity: the output is exactly the
+    reinhard-class baseline (transfer base) or the photo (photo base)."""
+    from timelapse_cli.methods import Reinhard
+
+    image, labels, windows, ref_labels, z = _inputs()
+    with torch.no_grad():
+        out = _affine().forward(image, labels, windows, ref_labels, 3, z)
+        photo = _affine(base="photo").forward(image, labels, windows, ref_labels, 3, z)
+    baseline = Reinhard(per_class=True)
+    baseline.prepare(image, labels, ref_labels, 3)
+    assert (out - baseline.generate(windows, 0)).abs().max() < 1e-5
+    assert (photo - image).abs().max() < 1e-6
+
+
+def test_affine_head_applies_a_colour_matrix_per_pixel():
+    from timelapse_cli.model.affine import apply_affine
+
+    base = torch.rand(2, 3, 5, 7)
+    coeffs = torch.randn(2, 12, 5, 7)
+    out = apply_affine(coeffs, base)
+    a = coeffs.view(2, 3, 4, 5, 7)
+    by_hand = torch.einsum("bijhw,bjhw->bihw", a[:, :, :3], base) + a[:, :, 3]
+    assert torch.allclose(out, by_hand, atol=1e-6)
+
+
+def test_trained_affine_head_cached_equals_full_and_keeps_the_photos_edges():
+    model = _affine()
+    with torch.no_grad():  # a head that is no longer the identity
+        model.decoder.conv1_1.weight.normal_(0, 0.05)
+    image, labels, windows, ref_labels, z = _inputs()
+    with torch.no_grad():
+        cache = model.encode_image(image, labels, 3)
+        cached = model.decode(cache, windows, ref_labels, z)
+        naive = torch.cat([model(image, labels, windows[i:i + 1], ref_labels, 3, z[i:i + 1]) for i in range(3)])
+    assert (cached - naive).abs().max() < 1e-4
+    assert (cached - image).abs().max() > 1e-3
+
+
+def test_config_rejects_unknown_heads():
+    with pytest.raises(ValueError, match="output"):
+        GeneratorConfig(output="yuv")
+    with pytest.raises(ValueError, match="affine_base"):
+        GeneratorConfig(output="affine", affine_base="sketch")
+
+
+def test_video_encoder_seeded_from_image_encoder_sees_still_windows_as_the_image():
+    torch.manual_seed(0)
+    model = Generator(GeneratorConfig(width=0.125, imagenet_norm=True))
+    model.seed_video_encoder()
+    frame = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        relu1_1_v, _ = model.video_encoder(frame.repeat(1, 3, 1, 1))
+        relu1_1_i = model.image_encoder(frame)[3][0]
+    # Same conv1_1 response in the interior (E_GV zero-pads, E_GI reflects at the border).
+    assert torch.allclose(relu1_1_v[..., 1:-1, 1:-1], relu1_1_i[..., 1:-1, 1:-1], atol=1e-5)

@@ -18,7 +18,8 @@ from timelapse_cli.losses import LossWeights
 from timelapse_cli.train import Trainer, TrainOptions
 from timelapse_cli.weights import from_pretrained
 
-TERMS = ("adv", "perc", "content", "style", "flow", "cycle")
+TERMS = ("adv", "perc", "content", "style", "flow", "cycle", "pixel")
+PAPER_TERMS = TERMS[:-1]
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,14 @@ def real_data(tmp_path_factory) -> Path:
 
 def options(data: Path, out: Path, **kw) -> TrainOptions:
     base = dict(data=str(data), out=str(out), size=(32, 32), clip=3, width=0.125, max_steps=2, save_every=100,
-                seed=1, device="cpu")
+                seed=1, device="cpu", segmenter="none", output="rgb", weights=LossWeights())
     base.update(kw)
     return TrainOptions(**base)
 
 
 def only(term: str) -> LossWeights:
-    paper = LossWeights()
-    return LossWeights(**{t: (getattr(paper, t) if t == term else 0.0) for t in TERMS})
+    weight = {**vars(LossWeights()), "pixel": 1.0}[term]
+    return LossWeights(**{t: (weight if t == term else 0.0) for t in TERMS})
 
 
 def test_every_loss_term_is_finite_and_logged(real_data, tmp_path):
@@ -47,7 +48,7 @@ def test_every_loss_term_is_finite_and_logged(real_data, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
     for line in lines:
-        for key in (*TERMS, "d", "total", "recon_mse", "identity_mse", "alpha"):
+        for key in (*PAPER_TERMS, "d", "total", "recon_mse", "identity_mse", "alpha"):
             assert math.isfinite(line[key]), (key, line)
     assert lines[1]["alpha"] < lines[0]["alpha"] == 1.0  # the content loss's alpha decays
     assert from_pretrained(result.generator_dir).config.width == 0.125
@@ -75,7 +76,8 @@ def test_a_term_alone_drives_the_update(real_data, tmp_path, term):
 
 def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "timelapse_cli", "train", "--data", str(data), "--out", str(out), "--size", "32",
-            "--clip", "3", "--width", "0.125", "--max-steps", "14", "--save-every", "2", "--seed", "3", "-q", *extra]
+            "--clip", "3", "--width", "0.125", "--max-steps", "14", "--save-every", "2", "--seed", "3", "-q",
+            "--segmenter", "none", *extra]
 
 
 def _tensors(run: Path) -> dict:
@@ -113,7 +115,7 @@ def test_torchrun_two_processes_gloo(real_data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "timelapse_cli", "train", "--data", str(real_data), "--out", str(out), "--size", "32",
-           "--clip", "3", "--width", "0.125", "--max-steps", "2", "-q"]
+           "--clip", "3", "--width", "0.125", "--max-steps", "2", "-q", "--segmenter", "none", "--recipe", "paper"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -143,3 +145,47 @@ def test_divergence_is_a_clear_error(real_data, tmp_path):
     trainer = Trainer(options(real_data, tmp_path / "run", lr_g=1e30, max_steps=4))
     with pytest.raises(TimefliesError, match="diverged"):
         trainer.run()
+
+
+def test_validation_logs_psnr_and_keeps_the_best_generator(real_data, tmp_path):
+    """Validation sequences are never trained on; their PSNR goes into the log every
+    val_every steps, and OUT/best/ holds the generator of the best one."""
+    trainer = Trainer(options(real_data, tmp_path / "run", val=("sky-clip-07",), val_every=2, max_steps=4,
+                              val_frames=6, val_size=32, output="affine", weights=only("pixel")))
+    assert [s.name for s in trainer.shard] == ["sky-clip-00"]
+    trainer.run()
+    lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    vals = [line for line in lines if "val_psnr" in line]
+    assert [v["step"] for v in vals] == [2, 4]
+    assert all(v["val"].keys() == {"sky-clip-07"} and 10 < v["val_psnr"] < 60 for v in vals)
+    assert {line["sequence"] for line in lines if "sequence" in line} == {"sky-clip-00"}
+    best = json.loads((tmp_path / "run" / "best" / "val.json").read_text())
+    assert best["val_psnr"] == max(v["val_psnr"] for v in vals)
+    assert from_pretrained(tmp_path / "run" / "best").config.output == "affine"
+
+
+def test_excluded_sequences_are_never_opened(real_data, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sky-clip-00").symlink_to(real_data / "sky-clip-00", target_is_directory=True)
+    (data / "broken").mkdir()
+    (data / "broken" / "0000.jpg").write_text("not a jpeg")
+    trainer = Trainer(options(data, tmp_path / "run", exclude=("bro*",)))
+    assert [s.name for s in trainer.shard] == ["sky-clip-00"]
+
+
+@pytest.mark.slow
+def test_sequences_without_label_maps_get_the_builtin_segmenters(real_data, tmp_path):
+    """As benchmark --eval makes them, once, cached in OUT/labels/ (a resumed run reuses them)."""
+    import numpy as np
+    from timelapse_cli.labels import load_label_map
+
+    trainer = Trainer(options(real_data, tmp_path / "run", segmenter="builtin"))
+    maps = sorted(p.name for p in (tmp_path / "run" / "labels").iterdir())
+    assert maps == ["sky-clip-00.png", "sky-clip-07.png"]
+    assert all(s.label_path.parent == tmp_path / "run" / "labels" for s in trainer.shard)
+    ids = load_label_map(tmp_path / "run" / "labels" / "sky-clip-00.png").ids
+    assert 5 in np.unique(ids)  # sky (the 8 groups' id 5) in a sky clip
+    stamp = (tmp_path / "run" / "labels" / "sky-clip-00.png").stat().st_mtime_ns
+    Trainer(options(real_data, tmp_path / "run", segmenter="builtin"))
+    assert (tmp_path / "run" / "labels" / "sky-clip-00.png").stat().st_mtime_ns == stamp

@@ -129,7 +129,8 @@ def test_png_folder_output_round_trips_exactly(tmp_path):
     assert is_frame_folder_output(out)
     writer = write_video(out, frames)
     assert writer.size == (47, 33)
-    assert leftovers(out) == ["00000.png", "00001.png", "00002.png", "00003.png"]
+    # The frames, and the manifest that lets a later run recognise them as its own.
+    assert leftovers(out) == [".timeflies-frames.json", "00000.png", "00001.png", "00002.png", "00003.png"]
     reader = FrameReader(out, folder_fps=Fraction(12))
     assert reader.info == VideoInfo(out, 47, 33, Fraction(12), 4)
     for original, got in zip(frames, reader, strict=True):

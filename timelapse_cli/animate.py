@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from . import images, labels, video
+from . import images, labels, outputs, video
 from .errors import InputError, TimefliesError
 from .methods import make_method
 from .model import Generator
@@ -52,6 +52,7 @@ class AnimateOptions:
     preview: str | Path | None = None          # contact sheet PNG of some frames
     naive: bool = False                        # run the whole generator per frame (slow)
     method: str = "timeflies"                  # or a baseline: still, reinhard, reinhard-class
+    overwrite: bool = False                    # replace existing outputs (outputs.py says how)
 
 
 # The stages of one call, in the order they run; AnimateResult.stages holds their seconds.
@@ -120,15 +121,16 @@ class Animator:
         if self.device.type == "cpu":
             tune_allocator()
         self.weights = weights
-        self._model = None if model is None else self._place(model)
+        self._model = None if model is None else self.place(model)
 
     @property
     def model(self) -> Generator:
         if self._model is None:
-            self._model = self._place(from_pretrained(self.weights))
+            self._model = self.place(from_pretrained(self.weights))
         return self._model
 
-    def _place(self, model: Generator) -> Generator:
+    def place(self, model: Generator) -> Generator:
+        """The model on this animator's device, in the layout and mode animate runs it."""
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
         return model.to(self.device, memory_format=CHANNELS_LAST).eval()
 
@@ -137,7 +139,8 @@ class Animator:
         opts = options or AnimateOptions()
         start = time.perf_counter()
         watch = Stopwatch()
-        target = _check_output(output, opts)  # kept as given: a trailing '/' means PNG folder
+        # `target` is kept as given: a trailing '/' means a PNG folder.
+        target = _check_output(output, image, reference, self.weights, opts)
         method = make_method(opts.method, lambda: self.model, opts.seed, opts.naive)
         output = Path(output)
         photo_path = Path(image)
@@ -207,10 +210,23 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     return (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _check_output(output: str | Path, opts: AnimateOptions) -> str | Path:
-    if not video.is_frame_folder_output(output) and Path(output).suffix.lower() not in video.VIDEO_SUFFIXES:
+def _check_output(output: str | Path, image: str | Path, reference: str | Path, weights: str | Path | None,
+                  opts: AnimateOptions) -> str | Path:
+    """Check the outputs before any input is read: they must not destroy an input or an
+    existing file (outputs.py)."""
+    folder = video.is_frame_folder_output(output)
+    if not folder and Path(output).suffix.lower() not in video.VIDEO_SUFFIXES:
         raise InputError(f"output '{output}' has an unknown extension; use .mp4, .mov, .mkv "
                          "or a folder path ending in '/' for PNG frames")
+    outputs.check_outputs({"-o": output, "--preview": opts.preview}, {
+        "photo": image, "reference": reference, "--image-seg": opts.image_seg, "--video-seg": opts.video_seg,
+        "--weights": weights, "--checkpoint": opts.seg_checkpoint, "--config": opts.seg_config})
+    if folder:
+        outputs.check_frame_folder("-o", output, opts.overwrite)
+    else:
+        outputs.check_file("-o", output, video.VIDEO_SUFFIXES, opts.overwrite)
+    if opts.preview:
+        outputs.check_file("--preview", opts.preview, (".png",), opts.overwrite)
     if opts.frames is not None and opts.frames < 1:
         raise TimefliesError("--frames must be at least 1")
     if opts.batch < 1:

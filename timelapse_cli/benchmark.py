@@ -28,8 +28,13 @@ from . import data, images, labels, metrics, video
 from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8, windows
 from .errors import InputError, TimefliesError
 from .methods import METHODS, make_method
+from .model import Generator, GeneratorConfig
 
-SPEED_METHODS = ("timeflies", "timeflies-full", "still", "reinhard", "reinhard-class")
+# Speed rows: "paper-size" is the paper's architecture (width 1.0, RGB output; random
+# weights, as speed does not depend on their values) run as animate runs timeflies, the
+# reference point of the shipped model's speed.
+SPEED_METHODS = ("timeflies", "timeflies-full", "paper-size", "still", "reinhard", "reinhard-class")
+_TIMEFLIES_ROWS = {"timeflies-full": "timeflies", "paper-size": "timeflies"}
 # Paper Table 2, Time Flies on one RTX 2080 Ti (FPS), for the plot.
 PAPER_FPS = {64: 60.87, 128: 31.77, 256: 11.19, 512: 2.23, 1024: 0.58}
 ProgressFn = Callable[[int, int], None]
@@ -111,10 +116,11 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
     img_labels, ref_labels = _two_regions(res, device), _two_regions(r, device)  # "sky" over "ground"
     rows = []
     for name in SPEED_METHODS:
-        base = "timeflies" if name == "timeflies-full" else name
+        base = _TIMEFLIES_ROWS.get(name, name)
         if base not in opts.methods:
             continue
-        method = make_method(base, lambda: animator.model, opts.seed, naive=name == "timeflies-full")
+        model = (lambda: animator.place(Generator(GeneratorConfig()))) if name == "paper-size" else (lambda: animator.model)
+        method = make_method(base, model, opts.seed, naive=name == "timeflies-full")
 
         def once() -> tuple[float, float]:
             """Seconds preparing the image, seconds generating the frames."""
@@ -185,7 +191,10 @@ def stages(animator: Animator, image: str, reference: str, opts: BenchmarkOption
 # --------------------------------------------------------------------------- quality
 
 def quality(animator: Animator, image: str, reference: str, opts: BenchmarkOptions, tick=lambda: None) -> dict:
-    """Every method on (image, reference): E_tmp, sigma_tmp, SSIM(I, F~_t), Gram(F~_t, F_t)."""
+    """Every method on (image, reference): E_tmp, sigma_tmp, SSIM(I, F~_t), Gram(F~_t, F_t),
+    how the output's brightness follows the reference's (luminance r) and how much of the
+    photo's structure each frame keeps (structure r). The reference's own E_tmp is taken
+    at the output's size."""
     device = animator.device
     photo = images.load_image(image)
     photo = images.resize_image(photo, images.fit_size(photo.shape[1], photo.shape[0], opts.size))
@@ -198,14 +207,20 @@ def quality(animator: Animator, image: str, reference: str, opts: BenchmarkOptio
     still = to_tensor(photo).to(device)                         # (1, 3, H, W)
     phi, phi_note = _style_net(animator, opts.vgg)
     real_feats = _features(phi, real)
-    rows = [dict(method="(reference)", e_tmp=metrics.e_tmp(real), sigma_tmp=0.0, ssim=None, gram=None)]
+    real_at_out = torch.nn.functional.interpolate(real, size=still.shape[-2:], mode="bilinear",
+                                                  align_corners=False, antialias=True)
+    rows = [dict(method="(reference)", e_tmp=metrics.e_tmp(real_at_out), sigma_tmp=0.0, ssim=None, gram=None,
+                 luminance_r=None, structure_r=None)]
     for name in opts.methods:
         out = _generate(animator, name, opts, photo, img_ids, ref_ids, k, frames, ref_size)
         gram = torch.cat([metrics.gram_distance(f, r) for f, r in zip(_features(phi, out), real_feats)])
         ssim = metrics.ssim(still, out)
+        structure = metrics.structure_r(still, out)
         rows.append(dict(method=name, e_tmp=metrics.e_tmp(out), sigma_tmp=metrics.sigma_tmp(real, out),
                          ssim=ssim.mean().item(), gram=gram.mean().item(),
-                         ssim_per_frame=ssim.tolist(), gram_per_frame=gram.tolist()))
+                         luminance_r=metrics.luminance_r(out, real), structure_r=structure.mean().item(),
+                         ssim_per_frame=ssim.tolist(), gram_per_frame=gram.tolist(),
+                         structure_per_frame=structure.tolist()))
         tick()
     return dict(image=str(image), reference=str(reference), frames=len(frames), size=list(photo.shape[1::-1]),
                 labels_from=labels_from, style_network=phi_note, rows=rows)
@@ -268,18 +283,13 @@ def _mean(values: torch.Tensor) -> float:
 
 
 def _scene_labels(seq: data.Sequence, frames: list[np.ndarray], size, opts: BenchmarkOptions, device: str):
-    """The scene's label map at `size`, ids 0..K-1: the folder's segmentation.png if it has
-    one, else the segmenter's vote over the frames, else (segmenter none) one class."""
-    if seq.label_path is not None:
-        ids, source = data.load_labels(seq, size), seq.label_path.name
-    elif opts.segmenter == "none":
-        return np.zeros(size[::-1], np.int64), 1, "none"
-    else:
-        from .segment import resolve_segmenter, to_classes
+    """The scene's label map at `size` with ids 0..K-1, K, and where it came from."""
+    segmenter = None
+    if seq.label_path is None and opts.segmenter != "none":
+        from .segment import resolve_segmenter
 
         segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, device)
-        ids = to_classes(segmenter.segment_video(iter(frames), len(frames)), segmenter, "groups")
-        ids, source = labels.fit_label_map(ids, size, "segmentation", seq.name), f"{segmenter.name} segmenter"
+    ids, source = data.scene_labels(seq, frames, size, segmenter)
     (ids,), k = labels.unify_ids(ids)
     return ids, k, source
 
@@ -344,7 +354,7 @@ class _Ticker:
 
 
 def _work_units(opts: BenchmarkOptions, sequences: int) -> int:
-    speed_rows = sum(1 for n in SPEED_METHODS if ("timeflies" if n == "timeflies-full" else n) in opts.methods)
+    speed_rows = sum(1 for n in SPEED_METHODS if _TIMEFLIES_ROWS.get(n, n) in opts.methods)
     units = len(opts.res) * speed_rows * (opts.repeats + 1)
     if opts.image:
         units += 1 + len(opts.methods)

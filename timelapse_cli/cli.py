@@ -42,6 +42,9 @@ MethodOpt = Annotated[str, typer.Option(
     "--method", help="timeflies (the learned model), or a training-free baseline: still (photo "
     "unchanged), reinhard (mean/std colour transfer in Lab), reinhard-class (the same per class).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", "-y", help="Replace outputs that already exist (in a frame folder only the frames timeflies "
+    "wrote; in a train run folder the earlier run's own files). An output on an input is refused even so.")]
 
 
 def _version(value: bool) -> None:
@@ -123,6 +126,7 @@ def animate(
     naive: Annotated[bool, typer.Option(
         help="Run the whole generator for every frame, as the reference code does (slow; for comparison).")] = False,
     method: MethodOpt = "timeflies",
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Animate IMAGE with the change over time of REFERENCE; write a video."""
@@ -132,7 +136,8 @@ def animate(
     opts = AnimateOptions(size=_size(size), max_size=max_size, ref_size=ref_size, image_seg=image_seg,
                           video_seg=video_seg, segmenter=segmenter, seg_config=seg_config,
                           seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
-                          seed=seed, batch=batch, crf=crf, preview=preview, naive=naive, method=method)
+                          seed=seed, batch=batch, crf=crf, preview=preview, naive=naive, method=method,
+                          overwrite=overwrite)
     with _progress(quiet, "Animating") as progress:
         result = Animator(weights, device).animate(image, reference, output, opts, progress)
     for w in result.warnings:
@@ -168,13 +173,15 @@ def segment(
     preview: Annotated[Optional[Path], typer.Option(
         help="Also write the map blended over the image, with a legend, to this PNG.")] = None,
     device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Write a semantic label map of a photo or a reference video (for animate --image-seg/--video-seg)."""
     from .segment import SegmentOptions, segment as run
 
     opts = SegmentOptions(segmenter=segmenter, config=config, checkpoint=str(checkpoint) if checkpoint else None,
-                          device=device, classes=classes, format=format, preview=preview)
+                          device=device, classes=classes, format=format, preview=preview,
+                          overwrite=overwrite)
     result = run(input, output, opts)
     if not quiet:
         kind = "video" if result.is_video else "photo"
@@ -190,11 +197,37 @@ def train(
     data: Annotated[Path, typer.Option(
         help="Folder with one sub-folder of frames (or one video file) per static-camera sequence; "
         "an optional segmentation.png label map per folder.", show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint/, log.jsonl, run.json.")]
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint/, best/, log.jsonl, run.json.")]
         = Path("runs/timeflies"),
-    size: Annotated[str, typer.Option(help="Training frame size: 256 or WxH.")] = "256",
-    clip: Annotated[int, typer.Option(help="Adjacent frames per clip (a sequence needs clip + 2).")] = 64,
-    width: Annotated[float, typer.Option(help="Channel width multiplier of a new model (1.0 = the paper's).")] = 1.0,
+    recipe: Annotated[str, typer.Option(
+        help="Settings every option left unset takes: fast (CPU-sized: 128 px, clips of 8, width 0.25, "
+        "affine head, L1) or paper (256 px, clips of 64, width 1.0, RGB head, the six losses).")] = "fast",
+    size: Annotated[Optional[str], typer.Option(
+        help="Training frame size: a long side (aspect kept) or WxH.", show_default=False)] = None,
+    clip: Annotated[Optional[int], typer.Option(
+        help="Adjacent frames per clip (a sequence needs clip + 2).", show_default=False)] = None,
+    width: Annotated[Optional[float], typer.Option(
+        help="Channel width multiplier of a new model (1.0 = the paper's).", show_default=False)] = None,
+    output: Annotated[Optional[str], typer.Option(
+        help="What the decoder predicts: rgb (the paper) or affine (a colour matrix per pixel).",
+        show_default=False)] = None,
+    affine_base: Annotated[Optional[str], typer.Option(
+        help="What the affine matrices act on: transfer (classwise Lab colour transfer) or photo.",
+        show_default=False)] = None,
+    noise_sigma: Annotated[Optional[float], typer.Option(
+        help="Std of NoiseAdaIN's noise map (the paper: 0.5; 0 = no noise).", show_default=False)] = None,
+    affine_smooth: Annotated[Optional[int], typer.Option(
+        help="Affine output: average the colour matrices over blocks of this many pixels (1 = per pixel).",
+        show_default=False)] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(
+        help="Never use sequences matching this name pattern (repeat for more).", show_default=False)] = None,
+    val: Annotated[Optional[list[str]], typer.Option(
+        help="Validation sequences (name patterns, repeatable): not trained on; their PSNR is logged "
+        "every --val-every steps and the best generator kept in OUT/best/.", show_default=False)] = None,
+    val_every: Annotated[int, typer.Option(help="Steps between validations.")] = 250,
+    holdout: Annotated[bool, typer.Option(
+        help="The shipped weights' split: leave out its test sequences and validate on its validation "
+        "sequences (both named in timelapse_cli/recipe.py), on top of --exclude/--val.")] = False,
     epochs: Annotated[int, typer.Option(help="Epochs (one clip of every sequence each).")] = 200,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps in all.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop (and checkpoint) after this long.")] = None,
@@ -202,44 +235,62 @@ def train(
     vgg: Annotated[Optional[Path], typer.Option(
         help="torchvision's ImageNet VGG-19 (vgg19-dcbb9e9d.pth) for E_GI, E_GV and the loss network.")] = None,
     init: Annotated[Optional[Path], typer.Option(
-        help="Start from this saved generator (default: the shipped weights when --width matches).")] = None,
+        help="Start from this saved generator (default: the shipped weights when the config matches).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
+    overwrite: OverwriteOpt = False,
     deterministic: Annotated[bool, typer.Option(help="Deterministic kernels (bit-exact resume on CPU).")] = True,
-    w_adv: Annotated[float, typer.Option(help="Weight of the adversarial loss (0 disables).")] = 1.0,
-    w_perc: Annotated[float, typer.Option(help="Weight of the perceptual loss.")] = 0.1,
-    w_content: Annotated[float, typer.Option(help="Weight of the content loss.")] = 0.05,
-    w_style: Annotated[float, typer.Option(help="Weight of the classwise style loss.")] = 10.0,
-    w_flow: Annotated[float, typer.Option(help="Weight of the classwise flow loss.")] = 100.0,
-    w_cycle: Annotated[float, typer.Option(help="Weight of the classwise cycle loss.")] = 0.05,
+    w_pixel: Annotated[Optional[float], typer.Option(help="Weight of the L1 pixel loss.", show_default=False)] = None,
+    w_mse: Annotated[Optional[float], typer.Option(help="Weight of the squared-error pixel loss.",
+                                                  show_default=False)] = None,
+    w_adv: Annotated[Optional[float], typer.Option(help="Weight of the adversarial loss (0 disables).",
+                                                  show_default=False)] = None,
+    w_perc: Annotated[Optional[float], typer.Option(help="Weight of the perceptual loss.", show_default=False)] = None,
+    w_content: Annotated[Optional[float], typer.Option(help="Weight of the content loss.", show_default=False)] = None,
+    w_style: Annotated[Optional[float], typer.Option(help="Weight of the classwise style loss.",
+                                                    show_default=False)] = None,
+    w_flow: Annotated[Optional[float], typer.Option(help="Weight of the classwise flow loss.", show_default=False)] = None,
+    w_cycle: Annotated[Optional[float], typer.Option(help="Weight of the classwise cycle loss.", show_default=False)] = None,
     alpha_decay: Annotated[float, typer.Option(help="Content loss alpha = alpha_decay ** step.")] = 0.999,
-    lr_g: Annotated[float, typer.Option(help="Learning rate of the decoder (Adam).")] = 1e-4,
-    lr_d: Annotated[float, typer.Option(help="Learning rate of the discriminator (Adam).")] = 1e-4,
-    lr_v: Annotated[float, typer.Option(help="Learning rate of E_GV (SGD, momentum 0.9).")] = 1e-4,
+    lr_g: Annotated[Optional[float], typer.Option(help="Learning rate of the decoder (Adam).", show_default=False)] = None,
+    lr_d: Annotated[Optional[float], typer.Option(help="Learning rate of the discriminator (Adam).",
+                                                 show_default=False)] = None,
+    lr_v: Annotated[Optional[float], typer.Option(help="Learning rate of E_GV (SGD, momentum 0.9).",
+                                                 show_default=False)] = None,
+    segmenter: Annotated[str, typer.Option(
+        help="Label maps of sequences without segmentation.png: auto, builtin, mmseg, or none (one class).")] = "auto",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
     """Train the generator self-supervised on static-camera time-lapses (resumable)."""
+    from dataclasses import replace
+
     from .data import parse_size
-    from .losses import LossWeights
+    from .recipe import TEST_SEQUENCES, VALIDATION_SEQUENCES, recipe as settings
     from .train import TrainOptions, train as run
 
-    opts = TrainOptions(
-        data=str(data), out=str(out_dir), size=parse_size(size),
-        clip=clip, width=width, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
-        save_every=save_every, seed=seed, vgg=str(vgg) if vgg else None, init=str(init) if init else None,
-        resume=resume, device=device, deterministic=deterministic, alpha_decay=alpha_decay,
-        lr_g=lr_g, lr_d=lr_d, lr_v=lr_v,
-        weights=LossWeights(adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle))
+    given = dict(size=parse_size(size) if size is not None else None, clip=clip, width=width, output=output,
+                 affine_base=affine_base, noise_sigma=noise_sigma, affine_smooth=affine_smooth, lr_g=lr_g, lr_d=lr_d, lr_v=lr_v)
+    opts = TrainOptions(data=str(data), **settings(recipe))
+    terms = dict(pixel=w_pixel, mse=w_mse, adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle)
+    opts = replace(
+        opts, **{k: v for k, v in given.items() if v is not None},
+        weights=replace(opts.weights, **{k: v for k, v in terms.items() if v is not None}),
+        out=str(out_dir), exclude=(*(exclude or ()), *(TEST_SEQUENCES if holdout else ())),
+        val=(*(val or ()), *(VALIDATION_SEQUENCES if holdout else ())), val_every=val_every,
+        epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, save_every=save_every, seed=seed,
+        vgg=str(vgg) if vgg else None, init=str(init) if init else None, resume=resume, device=device,
+        deterministic=deterministic, alpha_decay=alpha_decay, segmenter=segmenter, overwrite=overwrite)
     with _progress(quiet, "Training") as progress:
         def on_step(step, total, terms):
             if progress:
                 progress(step, total)
         result = run(opts, on_step)
     if not quiet:
+        best = f"; best on validation: {result.out / 'best'}" if opts.val else ""
         out.print(escape(f"Trained {result.steps} steps in {result.seconds:.0f} s; generator: "
-                         f"{result.generator_dir} (use with animate --weights); log: {result.out / 'log.jsonl'}"),
-                  soft_wrap=True)
+                         f"{result.generator_dir} (use with animate --weights){best}; log: "
+                         f"{result.out / 'log.jsonl'}"), soft_wrap=True)
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -258,7 +309,11 @@ def benchmark(
     eval_dir: Annotated[Optional[Path], typer.Option(
         "--eval", help="Folder of time-lapse sequences for the held-out check (I = flipped mean frame, "
         "target = flipped frames).", show_default=False)] = None,
-    sequences: Annotated[str, typer.Option(help="Only the --eval sequences whose name matches this pattern.")] = "*",
+    sequences: Annotated[str, typer.Option(
+        help="Only the --eval sequences whose name matches this pattern (comma-separated: any of them).")] = "*",
+    split: Annotated[Optional[str], typer.Option(
+        help="Only the --eval sequences of the shipped weights' test or validation split (recipe.py).",
+        show_default=False)] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated methods to compare.")] =
         "timeflies,still,reinhard,reinhard-class",
     size: Annotated[int, typer.Option(help="Long side of outputs for the quality figures and --eval.")] = 256,
@@ -277,14 +332,19 @@ def benchmark(
     batch: Annotated[int, typer.Option(help="Frames generated together (as animate).")] = 4,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Time frame generation per resolution and compute the paper's quality metrics,
     for timeflies and the training-free baselines."""
+    from . import outputs
     from .benchmark import BenchmarkOptions, run
     from .fsutil import check_writable
     from .report import plot, tables, write_json
 
+    if split is not None:
+        from .recipe import split_patterns
+        sequences = split_patterns(split)
     sizes = _resolutions([*(res or []), *ctx.args])
     if not sizes and image is None and eval_dir is None:
         sizes = [256]
@@ -294,9 +354,15 @@ def benchmark(
         stage_size=stage_size, eval_dir=str(eval_dir) if eval_dir else None, sequences=sequences,
         max_frames=max_frames, vgg=str(vgg) if vgg else None, segmenter=segmenter, seg_config=seg_config,
         seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed)
-    for path in (json_file, plot_file):
+    # Before the run, not after minutes of it: the outputs must not destroy an input or an
+    # existing file, and their folders must take files.
+    outputs.check_outputs({"--json": json_file, "--plot": plot_file}, {
+        "--image": image, "--reference": reference, "--eval": eval_dir, "--vgg": vgg, "--weights": weights,
+        "--checkpoint": seg_checkpoint, "--config": seg_config})
+    for option, path, suffix in (("--json", json_file, ".json"), ("--plot", plot_file, ".png")):
         if path:
-            check_writable(path)  # before the run, not after minutes of it
+            outputs.check_file(option, path, (suffix,), overwrite)
+            check_writable(path)
     with _progress(quiet, "Benchmarking") as progress:
         result = run(str(weights) if weights else None, device, opts, progress)
     for table in tables(result):

@@ -13,6 +13,7 @@ Sizes are (width, height) throughout, as in images.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import re
@@ -24,8 +25,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, TimefliesError
-from .images import resize_image
-from .labels import fit_label_map, load_label_map
+from .images import fit_size, resize_image
+from .labels import fit_label_map, load_label_map, resize_ids, save_label_map
 from .video import FrameReader, _frame_files, _load_image, _natural_key
 
 LABEL_FILE = "segmentation.png"
@@ -52,17 +53,19 @@ class Sequence:
 # ---------------------------------------------------------------- scanning
 
 
-def scan_sequences(data_dir: str | os.PathLike, clip: int) -> list[Sequence]:
-    """Every sequence in `data_dir`, checked, sorted by name (natural order: clip2 < clip10),
-    each long enough for a training clip (clip + 2 frames); see find_sequences."""
+def scan_sequences(data_dir: str | os.PathLike, clip: int, exclude=()) -> list[Sequence]:
+    """Every sequence in `data_dir` but those matching an `exclude` pattern, checked, sorted
+    by name (natural order: clip2 < clip10), each long enough for a training clip (clip + 2
+    frames); see find_sequences."""
     clip = _positive_clip(clip)
     return find_sequences(data_dir, clip + 2, f"--clip {clip} needs at least {clip + 2}: "
-                                              "lower --clip or drop it")
+                                              "lower --clip or drop it", exclude=exclude)
 
 
 def find_sequences(data_dir: str | os.PathLike, min_frames: int, too_short: str,
-                   pattern: str = "*") -> list[Sequence]:
-    """Every sequence in `data_dir` whose name matches `pattern`, checked, sorted by name.
+                   pattern: str = "*", exclude=()) -> list[Sequence]:
+    """Every sequence in `data_dir` whose name matches `pattern` (comma-separated patterns:
+    any of them) and no `exclude` pattern, checked, sorted by name.
 
     Sequences are the sub-folders of frames and the video files (mp4, mov, mkv, webm, avi,
     gif) directly in `data_dir`; hidden entries and other files are ignored. Raises one
@@ -79,7 +82,8 @@ def find_sequences(data_dir: str | os.PathLike, min_frames: int, too_short: str,
     if not root.is_dir():
         raise InputError(f"data folder '{root}' is a file, not a folder; {_LAYOUT_HINT}")
     entries = sorted((p for p in root.iterdir() if not p.name.startswith(".")
-                      and fnmatch.fnmatch(p.name, pattern)
+                      and any(fnmatch.fnmatch(p.name, x) for x in pattern.split(","))
+                      and not any(fnmatch.fnmatch(p.name, x) for x in exclude)
                       and (p.is_dir() or (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS))),
                      key=_natural_key)
     if not entries:
@@ -246,34 +250,80 @@ def _resized(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def load_labels(seq: Sequence, size: tuple[int, int]) -> np.ndarray:
     """The sequence's label map at size=(w, h) by nearest neighbour: (h, w) int64 ids as stored.
 
-    All zeros (a single class) when the sequence has no label map.
+    The map is resized as the frames are, to `size` whatever its aspect ratio (the map's
+    own aspect is checked against the frames'). All zeros (a single class) when the
+    sequence has no label map.
     """
     width, height = size
     if seq.label_path is None:
         return np.zeros((height, width), dtype=np.int64)
     try:
-        ids = load_label_map(seq.label_path).ids
-        return fit_label_map(ids, (width, height), str(seq.label_path), seq.name)
+        ids = fit_label_map(load_label_map(seq.label_path).ids, (seq.width, seq.height),
+                            str(seq.label_path), seq.name)
     except InputError as e:
         raise InputError(f"sequence '{seq.name}': {e}") from None
+    return resize_ids(ids, size)
+
+
+def frame_size(seq: Sequence, size: int | tuple[int, int]) -> tuple[int, int]:
+    """Training size of `seq`'s frames: `size` (w, h) as given, or a long side (aspect kept)."""
+    return tuple(size) if isinstance(size, (tuple, list)) else fit_size(seq.width, seq.height, None, size)
+
+
+def scene_labels(seq: Sequence, frames: list[np.ndarray], size: tuple[int, int], segmenter) -> tuple[np.ndarray, str]:
+    """The scene's label map at size=(w, h) and where it came from: the folder's
+    segmentation.png if it has one, else `segmenter`'s vote over `frames` ((h, w, 3) uint8
+    at `size`), else (segmenter None) one class."""
+    if seq.label_path is not None:
+        return load_labels(seq, size), seq.label_path.name
+    if segmenter is None:
+        return np.zeros(size[::-1], np.int64), "none"
+    from .segment import to_classes
+
+    ids = to_classes(segmenter.segment_video(iter(frames), len(frames)), segmenter, "groups")
+    return fit_label_map(ids, size, "segmentation", seq.name), f"{segmenter.name} segmenter"
+
+
+def with_label_maps(sequences: list[Sequence], folder: Path, segmenter, long_side: int = 256) -> list[Sequence]:
+    """The sequences, each with a label map: those without one get the map `benchmark
+    --eval` makes for them (`segmenter` over all frames at `long_side`), saved once as
+    folder/<name>.png and reused on later calls (a resumed run)."""
+    out = []
+    for seq in sequences:
+        if seq.label_path is None:
+            path = folder / f"{seq.name}.png"
+            if not path.is_file():
+                size = fit_size(seq.width, seq.height, None, long_side)
+                frames = list((load_frames(seq, 0, seq.frames, size) * 255).round().byte()
+                              .permute(0, 2, 3, 1).numpy())
+                ids, _ = scene_labels(seq, frames, size, segmenter)
+                save_label_map(ids, path)
+            seq = dataclasses.replace(seq, label_path=path)
+        out.append(seq)
+    return out
+
+
+def matching(sequences: list[Sequence], patterns) -> list[Sequence]:
+    """The sequences whose name matches any of the glob `patterns`."""
+    return [s for s in sequences if any(fnmatch.fnmatch(s.name, p) for p in patterns)]
 
 
 # ---------------------------------------------------------------- options
 
 
-def parse_size(value: int | str | tuple[int, int]) -> tuple[int, int]:
-    """Training size as (w, h): 256 or "256" -> (256, 256); "320x192" -> (320, 192)."""
+def parse_size(value: int | str | tuple[int, int]) -> int | tuple[int, int]:
+    """Training size: 256 or "256" -> 256 (the long side, aspect kept); "320x192" or
+    (320, 192) -> (320, 192) (every frame resized to it)."""
     if isinstance(value, (tuple, list)) and len(value) == 2:
         parts = list(value)
     elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        parts = [value, value]
+        parts = [value]
     elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*([xX×]\s*\d+\s*)?", value):
         parts = [int(p) for p in re.split(r"[xX×]", value)]
-        parts = parts * 2 if len(parts) == 1 else parts
     else:
         parts = None
     if (parts is None or any(isinstance(p, bool) or not isinstance(p, (int, np.integer))
                              or p < 1 for p in parts)):
-        raise TimefliesError(f"--size must be a side like 256 or WIDTHxHEIGHT like 320x192, "
+        raise TimefliesError(f"--size must be a long side like 256 or WIDTHxHEIGHT like 320x192, "
                              f"got {value!r}; pass e.g. 256")
-    return int(parts[0]), int(parts[1])
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))

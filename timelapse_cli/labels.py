@@ -115,6 +115,13 @@ def fit_label_map(ids: np.ndarray, size: tuple[int, int], name: str, image_name:
     if abs((w_map / h_map) / (w / h) - 1) > tolerance:
         raise InputError(f"label map '{name}' is {w_map}x{h_map} but photo '{image_name}' is {w}x{h} "
                          "(aspect ratios differ); give a label map of the image's shape")
+    return resize_ids(ids, size)
+
+
+def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An (H, W) id map resized to size=(w, h) by nearest neighbour, whatever the aspect."""
+    h_map, w_map = ids.shape
+    w, h = size
     rows = np.minimum(((np.arange(h) + 0.5) * h_map / h).astype(np.int64), h_map - 1)
     cols = np.minimum(((np.arange(w) + 0.5) * w_map / w).astype(np.int64), w_map - 1)
     return ids[rows[:, None], cols[None, :]].astype(np.int64)

@@ -15,6 +15,9 @@ resolution (the global column excluded); when no class is present (a map of -1 o
 global column stands in for them.
 
     L = L_adv + 0.1 L_perc + 0.05 L_content + 10 L_style + 100 L_flow + 0.05 L_cycle
+
+plus two optional pixel terms against the target frames, not in the paper: the mean
+absolute error (pixel) and the mean squared error (mse, the error PSNR measures).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ Tensor = torch.Tensor
 
 __all__ = [
     "LossWeights", "content", "content_alpha", "cycle", "d_loss", "flow", "g_adversarial",
-    "gram", "perceptual", "regions_for", "style", "total", "whiten",
+    "gram", "mse", "perceptual", "pixel", "regions_for", "style", "total", "whiten",
 ]
 
 
@@ -97,6 +100,20 @@ def perceptual(real_feats: list[Tensor], fake_feats: list[Tensor]) -> Tensor:
     (T, C_l, H_l, W_l), frame t of the fake aligned with frame t of the real. Returns ().
     """
     return sum(_l2(r, f) for r, f, _ in _layers(real_feats, fake_feats))
+
+
+def pixel(real: Tensor, fake: Tensor) -> Tensor:
+    """Mean absolute error between the target frames F_t^flip and F~_t, (T, 3, H, W) each."""
+    if real.shape != fake.shape:
+        raise ValueError(f"shapes {tuple(real.shape)} and {tuple(fake.shape)} do not match")
+    return (real - fake).abs().mean()
+
+
+def mse(real: Tensor, fake: Tensor) -> Tensor:
+    """Mean squared error between the target frames F_t^flip and F~_t, (T, 3, H, W) each."""
+    if real.shape != fake.shape:
+        raise ValueError(f"shapes {tuple(real.shape)} and {tuple(fake.shape)} do not match")
+    return (real - fake).square().mean()
 
 
 # ---------------------------------------------------------------------------- content
@@ -287,6 +304,8 @@ class LossWeights:
     style: float = 10.0
     flow: float = 100.0
     cycle: float = 0.05
+    pixel: float = 0.0   # not in the paper: L1 to the target frames
+    mse: float = 0.0     # not in the paper: squared error to the target frames
 
 
 def total(terms: dict[str, Tensor], weights: LossWeights) -> Tensor:

@@ -16,10 +16,10 @@ from typing import Callable
 
 import torch
 
-from .color import lab_to_rgb, rgb_to_lab
+from .model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from .errors import TimefliesError
 from .model import Generator, noise_frames
-from .model.modulation import Regions, class_stats, modulate
+from .model.modulation import Regions, class_stats
 
 CHANNELS_LAST = torch.channels_last
 
@@ -76,10 +76,9 @@ class Still(Method):
 class Reinhard(Method):
     """Mean/std colour transfer in Lab from the current reference frame F_t.
 
-    Per class this is classwise AdaIN on Lab pixels, so it reuses the model's `modulate`
-    (a class the reference lacks, or pixels of no class, take the global statistics).
+    Per class this is classwise AdaIN on Lab pixels, the model's `lab_transfer` (a class
+    the reference lacks, or pixels of no class, take the global statistics).
     """
-    EPS = 1e-2  # in Lab units (std 0.1): keeps flat regions finite without visible effect
 
     def __init__(self, per_class: bool) -> None:
         self.per_class = per_class
@@ -91,12 +90,11 @@ class Reinhard(Method):
         self.lab = rgb_to_lab(image)
         self.regions = Regions(img_labels, k, tuple(img_labels.shape))
         self.style_regions = Regions(ref_labels, k, tuple(ref_labels.shape))
-        self.stats = class_stats(self.lab, self.regions, self.EPS)  # the photo's: once, not per frame
+        self.stats = class_stats(self.lab, self.regions, LAB_EPS)  # the photo's: once, not per frame
 
     def generate(self, windows, first):
         frame = windows[:, 6:9]  # F_t, the newest frame of each window: (B, 3, h, w)
-        return lab_to_rgb(modulate(self.lab, self.regions, rgb_to_lab(frame), self.style_regions, self.EPS,
-                                   content_stats=self.stats))
+        return lab_transfer(self.lab, self.regions, frame, self.style_regions, self.stats)
 
 
 METHODS = {

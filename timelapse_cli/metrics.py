@@ -20,7 +20,8 @@ from .model.modulation import Regions
 
 Tensor = torch.Tensor
 
-__all__ = ["e_tmp", "gram_distance", "psnr", "sigma_tmp", "ssim"]
+__all__ = ["e_tmp", "gram_distance", "luminance", "luminance_r", "pearson", "psnr", "sigma_tmp", "ssim",
+           "structure_r"]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -194,3 +195,54 @@ def gram_distance(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
         diff = _gram(fa.double()) - _gram(fb.double())  # broadcasts a batch of 1
         total = total + diff.square().flatten(1).mean(1)
     return total
+
+
+# ---------------------------------------------------------------------------- following
+
+# Rec. 709 luma weights, applied to the sRGB values.
+_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def luminance(x: Tensor) -> Tensor:
+    """Luma of (N, 3, H, W) images -> (N, 1, H, W) float64."""
+    _check_images("x", x)
+    w = torch.tensor(_LUMA, dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
+    return (x.double() * w).sum(1, keepdim=True)
+
+
+def pearson(a: Tensor, b: Tensor) -> float:
+    """Pearson correlation of two equally long 1-D series; nan if either is constant."""
+    a, b = a.double().flatten(), b.double().flatten()
+    if a.numel() != b.numel() or a.numel() < 2:
+        raise ValueError(f"need two series of equal length >= 2, got {a.numel()} and {b.numel()}")
+    a, b = a - a.mean(), b - b.mean()
+    den = torch.sqrt(a.square().sum() * b.square().sum())
+    return float(a @ b / den) if den > 0 else math.nan
+
+
+def luminance_r(output: Tensor, reference: Tensor) -> float:
+    """How the output's brightness follows the reference's: Pearson r between the per-frame
+    mean luma of output frame t and of the reference frame that drove it. output
+    (N, 3, H, W) and reference (N, 3, h, w), any sizes; nan if either is constant."""
+    _pair(output, reference, same_size=False)
+    return pearson(luminance(output).mean((1, 2, 3)), luminance(reference).mean((1, 2, 3)))
+
+
+def structure_r(photo: Tensor, frames: Tensor) -> Tensor:
+    """How much of the photo's structure each frame keeps: per frame, the Pearson r between
+    the gradient magnitudes of the photo's and of the frame's luma, each luma normalised
+    to zero mean and unit std first (so a darker frame with the same edges scores 1).
+    photo (1, 3, H, W), frames (N, 3, H, W) -> (N,) float64."""
+    _pair(photo, frames)
+
+    def grad(x: Tensor) -> Tensor:  # (N, H-1, W-1)
+        y = luminance(x)[:, 0]
+        y = (y - y.mean((1, 2), keepdim=True)) / y.std((1, 2), keepdim=True).clamp(min=1e-6)
+        gx, gy = y[:, :-1, 1:] - y[:, :-1, :-1], y[:, 1:, :-1] - y[:, :-1, :-1]
+        return torch.sqrt(gx.square() + gy.square()).flatten(1)
+
+    g_photo, g_frames = grad(photo), grad(frames)
+    a = g_photo - g_photo.mean(1, keepdim=True)
+    b = g_frames - g_frames.mean(1, keepdim=True)
+    den = torch.sqrt(a.square().sum(1) * b.square().sum(1)).clamp(min=1e-12)
+    return (a * b).sum(1) / den

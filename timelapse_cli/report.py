@@ -32,19 +32,23 @@ def _speed_table(speed: list[dict], m: dict) -> Table:
                "range, image preparation included; long: without it, as a long video approaches. "
                "GFLOP/f: per frame (conv and matmul, counted by torch.utils.flop_counter); of peak: "
                f"GFLOP/s against this device's float32 3x3 conv rate, {peak['conv3x3']:.0f} GFLOP/s "
-               f"(matmul {peak['matmul']:.0f}). vs full: timeflies FPS over timeflies-full FPS.",
-               "side", "method", "FPS", "long", "GFLOP/f", "GFLOP/s", "of peak", "vs full")
+               f"(matmul {peak['matmul']:.0f}). vs full / vs paper: timeflies FPS over timeflies-full's "
+               "/ over paper-size's (the paper's architecture, width 1.0, run the same way).",
+               "side", "method", "FPS", "long", "GFLOP/f", "GFLOP/s", "of peak", "vs full", "vs paper")
     full = {r["res"]: r["fps"] for r in speed if r["method"] == "timeflies-full"}
+    paper = {r["res"]: r["fps"] for r in speed if r["method"] == "paper-size"}
     last = None
     for r in speed:
         if last is not None and r["res"] != last:
             t.add_section()
         last = r["res"]
         spread = 50 * (r["fps_max"] - r["fps_min"]) / r["fps"]
-        ratio = f"{r['fps'] / full[r['res']]:.1f}x" if r["method"] == "timeflies" and r["res"] in full else ""
+        mine = r["method"] == "timeflies"
+        ratio = f"{r['fps'] / full[r['res']]:.1f}x" if mine and r["res"] in full else ""
+        vs_paper = f"{r['fps'] / paper[r['res']]:.1f}x" if mine and r["res"] in paper else ""
         t.add_row(str(r["res"]), r["method"], f"{_num(r['fps'])} ±{spread:.0f}%", _num(r["fps_long"]),
                   _gflop(r["gflop_per_frame"]), _gflop(r["gflops"]),
-                  _percent(r["gflops"] / peak["conv3x3"]) if r["gflops"] > 0 else "-", ratio)
+                  _percent(r["gflops"] / peak["conv3x3"]) if r["gflops"] > 0 else "-", ratio, vs_paper)
     return t
 
 
@@ -61,10 +65,13 @@ def _stages_table(s: dict) -> Table:
 def _quality_table(q: dict) -> Table:
     t = _table(f"Quality on {Path(q['image']).name} + {Path(q['reference']).name} "
                f"({q['frames']} frames, {q['size'][0]}x{q['size'][1]}, labels from {q['labels_from']})",
-               f"lower is better except SSIM; Gram distance on {q['style_network']}",
-               "method", "E_tmp", "sigma_tmp", "SSIM(I, F~)", "Gram(F~, F)")
+               f"lower is better except SSIM and the r columns; Gram distance on {q['style_network']}; "
+               "lum r: Pearson r of per-frame mean luma, output vs reference; struct r: gradient "
+               "magnitudes of photo vs frame (luma normalised), mean over frames",
+               "method", "E_tmp", "sigma_tmp", "SSIM(I, F~)", "Gram(F~, F)", "lum r", "struct r")
     for r in q["rows"]:
-        t.add_row(r["method"], _num(r["e_tmp"]), _num(r["sigma_tmp"]), _num(r["ssim"]), _num(r["gram"]))
+        t.add_row(r["method"], _num(r["e_tmp"]), _num(r["sigma_tmp"]), _num(r["ssim"]), _num(r["gram"]),
+                  _num(r.get("luminance_r")), _num(r.get("structure_r")))
     return t
 
 

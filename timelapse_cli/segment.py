@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import images, labels, video
+from . import images, labels, outputs, video
 from .errors import InputError, TimefliesError
 from .segmentation.ade20k import ADE20K_CLASSES, to_groups
 from .segmentation.base import Segmenter, get_segmenter, sample_indices
@@ -30,6 +30,7 @@ class SegmentOptions:
     classes: str = "groups"          # "groups" (8 groups) or "ade20k" (raw ADE20K ids)
     format: str = "ids"              # "ids" (single-channel PNG) or "rgb" (the 8-group RGB format)
     preview: str | Path | None = None
+    overwrite: bool = False          # replace existing outputs (outputs.py says how)
 
 
 @dataclass
@@ -84,8 +85,12 @@ def segment(input: str | Path, output: str | Path, options: SegmentOptions | Non
     opts = options or SegmentOptions()
     start = time.perf_counter()
     output = Path(output)
-    if output.suffix.lower() != ".png":
-        raise InputError(f"output '{output}' must be a .png file")
+    # Before any input is read: the outputs must not destroy an input or an existing file.
+    outputs.check_outputs({"-o": output, "--preview": opts.preview},
+                          {"input": input, "--checkpoint": opts.checkpoint, "--config": opts.config})
+    outputs.check_file("-o", output, (".png",), opts.overwrite)
+    if opts.preview:
+        outputs.check_file("--preview", opts.preview, (".png",), opts.overwrite)
     if opts.format not in ("ids", "rgb"):
         raise TimefliesError(f"unknown format '{opts.format}'; use ids or rgb")
     if opts.format == "rgb" and opts.classes != "groups":

@@ -11,11 +11,16 @@ every checkpoint, so `--resume` continues exactly where a run stopped.
 
 Checkpoint layout, OUT/checkpoint/: generator/ (safetensors + config, loadable by
 `animate --weights`), state.pt (discriminator, optimisers, step; read with
-weights_only=True). OUT/log.jsonl has every loss term of every step; OUT/run.json the
-settings and where the encoder weights came from.
+weights_only=True). OUT/log.jsonl has every loss term of every step and, every
+`val_every` steps, the PSNR on the validation sequences; OUT/best/ holds the generator
+that scored best there. OUT/run.json has the settings and where the encoder weights came
+from; OUT/labels/ the label maps made for sequences that have none.
+
+TrainOptions' defaults are the "fast" recipe (recipe.py), which runs on a laptop CPU.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -26,24 +31,34 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import data, losses
 from .errors import TimefliesError
 from .fsutil import atomic_path
 from .model import Generator, GeneratorConfig, VideoDiscriminator, noise_frames
+from .outputs import prepare_run_folder
 from .runtime import resolve_device
 from .weights import from_pretrained, import_vgg19, loss_network, save_pretrained
 
 StepFn = Callable[[int, int, dict], None]  # (step done, steps total or 0, loss terms)
 
 
+def _pixel_only() -> losses.LossWeights:
+    return losses.LossWeights(adv=0.0, perc=0.0, content=0.0, style=0.0, flow=0.0, cycle=0.0, pixel=1.0)
+
+
 @dataclass
 class TrainOptions:
     data: str
     out: str = "runs/timeflies"
-    size: tuple[int, int] = (256, 256)
-    clip: int = 64
-    width: float = 1.0
+    size: int | tuple[int, int] = 128  # long side (aspect kept), or (w, h)
+    clip: int = 8
+    width: float = 0.25
+    output: str = "affine"            # GeneratorConfig.output of a new model: rgb or affine
+    affine_base: str = "transfer"     # GeneratorConfig.affine_base: photo or transfer
+    noise_sigma: float = 0.5          # GeneratorConfig.noise_sigma: std of the noise map (0 = none)
+    affine_smooth: int = 1            # GeneratorConfig.affine_smooth: block of the smoothed matrices
     max_steps: int | None = None      # default: epochs * sequences
     epochs: int = 200
     max_minutes: float | None = None
@@ -52,13 +67,20 @@ class TrainOptions:
     vgg: str | None = None            # torchvision vgg19-dcbb9e9d.pth: E_GI, E_GV and the loss network
     init: str | None = None           # a saved generator to start from (default: shipped weights if same width)
     resume: bool = False
+    overwrite: bool = False           # replace an earlier run in `out` (outputs.prepare_run_folder)
     device: str = "auto"
     deterministic: bool = True
-    lr_g: float = 1e-4                # decoder, Adam
+    lr_g: float = 5e-4                # decoder, Adam
     lr_d: float = 1e-4                # discriminator, Adam
-    lr_v: float = 1e-4                # E_GV, SGD momentum 0.9, weight decay 1e-4
+    lr_v: float = 1e-3                # E_GV, SGD momentum 0.9, weight decay 1e-4
     alpha_decay: float = 0.999        # content loss: alpha = alpha_decay ** step
-    weights: losses.LossWeights = field(default_factory=losses.LossWeights)
+    weights: losses.LossWeights = field(default_factory=_pixel_only)
+    exclude: tuple[str, ...] = ()     # name patterns of sequences never used (test sets)
+    val: tuple[str, ...] = ()         # name patterns of validation sequences (not trained on)
+    val_every: int = 250              # steps between validations
+    val_size: int = 128               # long side of the validation frames
+    val_frames: int = 32              # frames per validation sequence (at most)
+    segmenter: str = "auto"           # label maps for sequences without segmentation.png; none = one class
 
 
 @dataclass
@@ -80,15 +102,14 @@ class _Dist:
             import torch.distributed as dist
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
-    def average_grads(self, params) -> None:
-        """Average gradients across ranks, as DistributedDataParallel does."""
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """DistributedDataParallel over the ranks (gradients averaged in backward), or the
+        module itself in a single process."""
         if self.world == 1:
-            return
-        import torch.distributed as dist
-        for p in params:
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= self.world
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module)
 
     def any(self, flag: bool) -> bool:
         if self.world == 1:
@@ -105,84 +126,26 @@ class _Dist:
             dist.destroy_process_group()
 
 
-class Trainer:
-    def __init__(self, opts: TrainOptions) -> None:
-        self.opts = opts
-        self.device = resolve_device(opts.device)
-        if opts.deterministic:
-            torch.use_deterministic_algorithms(True)
-        self.dist = _Dist(self.device)
-        sequences = data.scan_sequences(opts.data, opts.clip)  # bad data fails here, by name
-        self.shard = sequences[self.dist.rank::self.dist.world]
-        if not self.shard:
-            raise TimefliesError(f"{len(sequences)} sequence(s) cannot be shared by {self.dist.world} ranks; "
-                                 "use fewer processes")
-        self.out = Path(opts.out)
-        self.G, self.loss_net, self.source = self._build_models()
-        self.D = VideoDiscriminator().to(self.device)
-        self.opt_g = torch.optim.Adam(self.G.decoder.parameters(), lr=opts.lr_g)
-        self.opt_v = torch.optim.SGD(self.G.video_encoder.parameters(), lr=opts.lr_v, momentum=0.9,
-                                     weight_decay=1e-4)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=opts.lr_d)
-        self.step = 0
-        if opts.resume:
-            self._load_checkpoint()
+class GeneratorLoss(nn.Module):
+    """One clip through the generator and its loss terms, as a module so that
+    DistributedDataParallel can wrap it: its trainable parameters are D_G's and E_GV's
+    (E_GI and the loss network are frozen). The discriminator comes in as an argument,
+    not a submodule: it has its own DistributedDataParallel for its own step."""
 
-    # ------------------------------------------------------------------ set-up
+    def __init__(self, G: Generator, loss_net: nn.Module, opts: "TrainOptions") -> None:
+        super().__init__()
+        self.G, self.loss_net, self.opts = G, loss_net, opts
 
-    def _build_models(self):
-        """Generator, frozen loss network, and a note of where the encoder weights came from."""
-        opts = self.opts
-        torch.manual_seed(opts.seed)
-        cfg = GeneratorConfig(width=opts.width)
-        if opts.init:
-            G = from_pretrained(opts.init)
-            source = f"generator {opts.init}"
-        elif opts.vgg:
-            G = Generator(cfg)
-            source = f"random decoder; ImageNet VGG-19 from {opts.vgg}"
-        else:
-            shipped = from_pretrained()
-            G = shipped if shipped.config.width == opts.width else Generator(cfg)
-            source = ("shipped weights/" if G is shipped else
-                      "random initialisation (no --vgg, no --init of this width)")
-        # The loss network Phi: ImageNet VGG-19 when given, else the generator's own E_GI.
-        loss_net, _ = loss_network(G, opts.vgg)
-        if opts.vgg:
-            if G.config.width == 1.0:
-                import_vgg19(G, opts.vgg)
-            else:
-                source += " (loss network only: E_GI of a narrower model stays as initialised)"
-        for p in [*G.image_encoder.parameters(), *loss_net.parameters()]:
-            p.requires_grad_(False)  # E_GI and the loss network are fixed
-        return G.to(self.device), loss_net.to(self.device).eval(), source
-
-    # ------------------------------------------------------------------ one step
-
-    def batch(self, step: int):
-        """The clip of `step`: (windows (T, 9, h, w), image (1, 3, h, w), targets (T, 3, h, w), labels)."""
-        opts = self.opts
-        epoch, i = divmod(step, len(self.shard))
-        order = np.random.default_rng([opts.seed, epoch, self.dist.rank]).permutation(len(self.shard))
-        seq = self.shard[order[i]]
-        rng = np.random.default_rng([opts.seed, step, self.dist.rank, 1])
-        start = data.clip_start(seq, opts.clip, rng)
-        frames = data.load_frames(seq, start, opts.clip + 2, opts.size).to(self.device)  # (T+2, 3, h, w)
-        windows = torch.cat([frames[:-2], frames[1:-1], frames[2:]], 1)  # (T, 9, h, w)
-        clip = frames[2:]
-        image = clip.mean(0, keepdim=True).flip(-1)
-        labels = torch.from_numpy(data.load_labels(seq, opts.size)).to(self.device)
-        return windows, image, clip.flip(-1), labels, seq.name
-
-    def losses(self, step: int, windows, image, targets, labels) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """Generator loss terms, the fake frames, and the real/fake discriminator inputs."""
+    def forward(self, step: int, windows, image, targets, labels, D) -> tuple[dict, torch.Tensor, tuple]:
+        """windows (T, 9, h, w), image (1, 3, h, w), targets (T, 3, h, w), labels (h, w) ->
+        (loss terms, fake frames (T, 3, h, w), (real, fake) discriminator inputs)."""
         opts, w = self.opts, self.opts.weights
         present, ids = torch.unique(labels, return_inverse=True)  # ids on 0..K-1
         k = present.numel()
         img_ids = ids.flip(-1)  # I and the targets are flipped, and so is their label map
         t = targets.shape[0]
         noise = noise_frames(opts.seed * 1_000_003 + step, 0, t, targets.shape[-2:],
-                             self.G.config.noise_sigma).to(self.device)
+                             self.G.config.noise_sigma).to(image.device)
         cache = self.G.encode_image(image, img_ids, k)
         fake = self.G.decode(cache, windows, ids, noise)  # (T, 3, h, w)
         if not torch.isfinite(fake).all():
@@ -194,6 +157,10 @@ class Trainer:
             phi_real = [f.detach() for f in self.loss_net(targets)[3]]
             phi_fake = self.loss_net(fake)[3]
             regions = losses.regions_for(img_ids, k, phi_real)
+        if w.pixel:
+            terms["pixel"] = losses.pixel(targets, fake)
+        if w.mse:
+            terms["mse"] = losses.mse(targets, fake)
         if w.perc:
             terms["perc"] = losses.perceptual(phi_real, phi_fake)
         if w.content:
@@ -215,8 +182,112 @@ class Trainer:
         ref = windows[2:]
         d_real, d_fake = torch.cat([ref, real_win], 1), torch.cat([ref, fake_win], 1)
         if w.adv and fake_win.shape[0]:
-            terms["adv"] = losses.g_adversarial(self.D(d_fake))
+            terms["adv"] = losses.g_adversarial(D(d_fake))
         return terms, fake, (d_real, d_fake)
+
+
+class Trainer:
+    def __init__(self, opts: TrainOptions) -> None:
+        self.opts = opts
+        self.device = resolve_device(opts.device)
+        if opts.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.dist = _Dist(self.device)
+        self.out = Path(opts.out)
+        if self.dist.rank == 0:  # before anything is written into OUT; only rank 0 writes there
+            prepare_run_folder(self.out, {"--data": opts.data, "--init": opts.init, "--vgg": opts.vgg},
+                               opts.resume, opts.overwrite)
+        # Bad data fails here, by name; held-out sequences are not even opened.
+        sequences = data.scan_sequences(opts.data, opts.clip, exclude=(*opts.exclude, *opts.val))
+        self.shard = self._label(sequences[self.dist.rank::self.dist.world])
+        if not self.shard:
+            raise TimefliesError(f"{len(sequences)} sequence(s) cannot be shared by {self.dist.world} ranks; "
+                                 "use fewer processes")
+        self.val_seqs = []
+        if opts.val and self.dist.rank == 0:
+            found = data.find_sequences(opts.data, 2, "validation needs at least 2: drop it from --val")
+            self.val_seqs = self._label(data.matching(found, opts.val))
+            if not self.val_seqs:
+                raise TimefliesError(f"no sequence of '{opts.data}' matches --val {' '.join(opts.val)}; "
+                                     "check the names")
+        self.best_val = float("-inf")
+        self.G, self.loss_net, self.source = self._build_models()
+        self.D = VideoDiscriminator().to(self.device)
+        self.opt_g = torch.optim.Adam(self.G.decoder.parameters(), lr=opts.lr_g)
+        self.opt_v = torch.optim.SGD(self.G.video_encoder.parameters(), lr=opts.lr_v, momentum=0.9,
+                                     weight_decay=1e-4)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=opts.lr_d)
+        self.step = 0
+        if opts.resume:
+            self._load_checkpoint()
+        # Wrapped after loading: DistributedDataParallel starts every rank from rank 0's state.
+        self.g_loss = self.dist.wrap(GeneratorLoss(self.G, self.loss_net, opts))
+        self.d_step = self.dist.wrap(self.D)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _label(self, sequences: list[data.Sequence]) -> list[data.Sequence]:
+        """Sequences without segmentation.png get a map from the segmenter animate uses by
+        default (the one benchmark --eval uses too), cached in OUT/labels/."""
+        if self.opts.segmenter == "none" or all(s.label_path for s in sequences):
+            return sequences
+        from .segment import resolve_segmenter
+
+        segmenter = resolve_segmenter(self.opts.segmenter, device=str(self.device))
+        return data.with_label_maps(sequences, self.out / "labels", segmenter)
+
+    def _build_models(self):
+        """Generator, frozen loss network, and a note of where the encoder weights came from."""
+        opts = self.opts
+        torch.manual_seed(opts.seed)
+        cfg = GeneratorConfig(width=opts.width, output=opts.output, affine_base=opts.affine_base,
+                              noise_sigma=opts.noise_sigma, affine_smooth=opts.affine_smooth)
+        if opts.init:
+            G = from_pretrained(opts.init)
+            source = f"generator {opts.init}"
+        elif opts.vgg:
+            G = Generator(cfg)
+            source = f"random decoder; ImageNet VGG-19 from {opts.vgg}"
+        else:
+            shipped = from_pretrained()
+            G = shipped if shipped.config == cfg else Generator(cfg)
+            if G is not shipped:
+                G.seed_video_encoder()  # E_GV starts as E_GI's first layers
+            source = ("shipped weights/" if G is shipped else
+                      "random initialisation, E_GV from E_GI's first layers "
+                      "(no --vgg, no --init, shipped weights of another config)")
+        # The loss network Phi: ImageNet VGG-19 when given, else the generator's own E_GI.
+        loss_net, _ = loss_network(G, opts.vgg)
+        if opts.vgg:
+            if G.config.width == 1.0:
+                import_vgg19(G, opts.vgg)
+            else:
+                source += " (loss network only: E_GI of a narrower model stays as initialised)"
+        for p in [*G.image_encoder.parameters(), *loss_net.parameters()]:
+            p.requires_grad_(False)  # E_GI and the loss network are fixed
+        return G.to(self.device), loss_net.to(self.device).eval(), source
+
+    # ------------------------------------------------------------------ one step
+
+    def batch(self, step: int):
+        """The clip of `step`: (windows (T, 9, h, w), image (1, 3, h, w), targets (T, 3, h, w), labels)."""
+        opts = self.opts
+        epoch, i = divmod(step, len(self.shard))
+        order = np.random.default_rng([opts.seed, epoch, self.dist.rank]).permutation(len(self.shard))
+        seq = self.shard[order[i]]
+        rng = np.random.default_rng([opts.seed, step, self.dist.rank, 1])
+        start = data.clip_start(seq, opts.clip, rng)
+        size = data.frame_size(seq, opts.size)
+        frames = data.load_frames(seq, start, opts.clip + 2, size).to(self.device)  # (T+2, 3, h, w)
+        windows = torch.cat([frames[:-2], frames[1:-1], frames[2:]], 1)  # (T, 9, h, w)
+        clip = frames[2:]
+        image = clip.mean(0, keepdim=True).flip(-1)
+        labels = torch.from_numpy(data.load_labels(seq, size)).to(self.device)
+        return windows, image, clip.flip(-1), labels, seq.name
+
+    def losses(self, step: int, windows, image, targets, labels) -> tuple[dict, torch.Tensor, tuple]:
+        """Generator loss terms, the fake frames, and the real/fake discriminator inputs."""
+        return self.g_loss(step, windows, image, targets, labels, self.D)
 
     def train_step(self, step: int) -> dict:
         windows, image, targets, labels, name = self.batch(step)
@@ -225,15 +296,15 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_v.zero_grad(set_to_none=True)
         total.backward()
-        self.dist.average_grads([*self.G.decoder.parameters(), *self.G.video_encoder.parameters()])
         self.opt_g.step()
         self.opt_v.step()
         log = {k: float(v.detach()) for k, v in terms.items()}
         if self.opts.weights.adv and d_fake.shape[0]:
             self.opt_d.zero_grad(set_to_none=True)
-            d = losses.d_loss(self.D(d_real), self.D(d_fake.detach()))
+            logits = self.d_step(torch.cat([d_real, d_fake.detach()]))  # one forward: one DDP sync
+            n = d_real.shape[0]
+            d = losses.d_loss(logits[:n], logits[n:])
             d.backward()
-            self.dist.average_grads(self.D.parameters())
             self.opt_d.step()
             log["d"] = float(d.detach())
         with torch.no_grad():  # the self-supervised reconstruction error, for the curve
@@ -254,6 +325,8 @@ class Trainer:
                                                 "world_size": self.dist.world})
             self._trim_log()
         last: dict = {}
+        if self.val_seqs and self.step == 0:
+            self.validate()  # the starting point: the initialisation may already be the best
         self.G.train()
         while self.step < total_steps:
             t0 = time.perf_counter()
@@ -268,11 +341,40 @@ class Trainer:
             out_of_time = opts.max_minutes is not None and time.perf_counter() - start > 60 * opts.max_minutes
             if self.dist.any(out_of_time):
                 break
+            if self.val_seqs and self.step % opts.val_every == 0:
+                self.validate()
             if self.step % opts.save_every == 0 and self.step < total_steps:
                 self.save_checkpoint()
+        if self.val_seqs and self.step % opts.val_every:
+            self.validate()
         self.save_checkpoint()
         self.dist.close()
         return TrainResult(self.out, self.step, time.perf_counter() - start, self.out / "checkpoint" / "generator", last)
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self) -> float:
+        """The held-out check (benchmark --eval) on the validation sequences with the current
+        generator: mean PSNR into log.jsonl; the best generator so far into OUT/best/."""
+        from .animate import Animator
+        from .benchmark import BenchmarkOptions, evaluate
+
+        bopts = BenchmarkOptions(methods=("timeflies",), size=self.opts.val_size,
+                                 max_frames=self.opts.val_frames, seed=self.opts.seed)
+        model = copy.deepcopy(self.G)  # animate's memory layout and eval mode, on a copy
+        with torch.inference_mode():
+            ev = evaluate(Animator(device=str(self.device), model=model), self.opts.data, bopts,
+                          sequences=self.val_seqs)
+        psnr = ev["mean"][0]["psnr"]
+        per_seq = {s["sequence"]: round(s["rows"][0]["psnr"], 3) for s in ev["sequences"]}
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, "val_psnr": psnr, "val": per_seq}) + "\n")
+        if psnr > self.best_val:
+            self.best_val = psnr
+            with atomic_path(self.out / "best", directory=True) as tmp:
+                save_pretrained(self.G, tmp, metadata={"step": self.step, "val_psnr": psnr})
+                _write_json(tmp / "val.json", {"step": self.step, "val_psnr": psnr, "val": per_seq})
+        return psnr
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -282,7 +384,8 @@ class Trainer:
             return
         with atomic_path(self.out / "checkpoint", directory=True) as tmp:
             save_pretrained(self.G, tmp / "generator", metadata={"step": self.step, "encoders": self.source})
-            state = {"step": self.step, "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+            state = {"step": self.step, "best_val": self.best_val, "D": self.D.state_dict(),
+                     "opt_g": self.opt_g.state_dict(),
                      "opt_v": self.opt_v.state_dict(), "opt_d": self.opt_d.state_dict()}
             torch.save(state, tmp / "state.pt")
 
@@ -298,6 +401,7 @@ class Trainer:
         self.opt_v.load_state_dict(state["opt_v"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
+        self.best_val = float(state.get("best_val", float("-inf")))
 
     def _trim_log(self) -> None:
         """Drop log lines past the checkpoint we resume from (they will be redone)."""

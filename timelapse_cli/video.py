@@ -23,6 +23,7 @@ from PIL import Image
 from .errors import InputError
 from .fsutil import atomic_path
 from .images import open_image
+from .outputs import frame_folder
 
 FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_FPS = Fraction(25)
@@ -290,8 +291,9 @@ class VideoWriter:
     """Context manager. `with VideoWriter(out, fps, crf=18) as w: w.write(frame)`
 
     Writes H.264 (yuv420p) to .mp4/.mov/.mkv, or numbered PNGs (00000.png, ...) when
-    `is_frame_folder_output(path)`. yuv420p needs even dimensions, so odd-sized frames
-    are padded by repeating their last row/column; `size` is the (width, height)
+    `is_frame_folder_output(path)` (into an existing folder, replacing only the frames
+    timeflies wrote there; see outputs.frame_folder). yuv420p needs even dimensions, so
+    odd-sized frames are padded by repeating their last row/column; `size` is the (width, height)
     actually written. Output is byte-identical for identical frames on the same machine
     (bitexact muxing, no timestamps; x264 is deterministic for a fixed thread count).
     On an exception inside the `with` block nothing is left at `path`.
@@ -315,7 +317,8 @@ class VideoWriter:
 
     def __enter__(self) -> VideoWriter:
         self._stack = contextlib.ExitStack()
-        self._tmp = self._stack.enter_context(atomic_path(self.path, directory=self.to_folder))
+        # A frame folder goes through outputs.frame_folder: it replaces only frames it wrote.
+        self._tmp = self._stack.enter_context(frame_folder(self.path) if self.to_folder else atomic_path(self.path))
         # Pushed after atomic_path, so it runs first: the container is closed before
         # the temp file is renamed (success) or deleted (error).
         self._stack.push(self._close)

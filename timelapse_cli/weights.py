@@ -143,7 +143,7 @@ def import_vgg19(model: Generator, path: str | Path) -> None:
                            "give torchvision's vgg19-dcbb9e9d.pth") from None
     if model.config.width != 1.0:
         raise WeightsError("ImageNet VGG-19 weights need a width-1.0 model; drop --width")
-    enc, venc = model.image_encoder, model.video_encoder
+    enc = model.image_encoder
     with torch.no_grad():
         for name, idx in TORCHVISION_VGG19.items():
             w, b = sd.get(f"features.{idx}.weight"), sd.get(f"features.{idx}.bias")
@@ -153,10 +153,7 @@ def import_vgg19(model: Generator, path: str | Path) -> None:
                                    f"(features.{idx} missing or of another shape)")
             conv.weight.copy_(w)
             conv.bias.copy_(b)
-        venc.conv1_1.weight.copy_(enc.conv1_1.weight.repeat(1, 3, 1, 1) / 3)
-        venc.conv1_1.bias.copy_(enc.conv1_1.bias)
-        venc.conv1_2.load_state_dict(enc.conv1_2.state_dict())
-        venc.conv2_1.load_state_dict(enc.conv2_1.state_dict())
+    model.seed_video_encoder()
 
 
 def loss_network(generator: Generator, vgg: str | Path | None = None) -> tuple[VGGEncoder, str]:

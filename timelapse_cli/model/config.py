@@ -19,6 +19,31 @@ class GeneratorConfig:
     noise_mix: float = 1.0
     # Epsilon added to variances in the classwise statistics.
     eps: float = 1e-5
+    # What the decoder's last conv predicts. "rgb": the frame itself (the paper).
+    # "affine": a 3x4 colour matrix per pixel applied to `affine_base`, starting at the
+    # identity, so an untrained model returns the base and the photo's edges are kept.
+    output: str = "rgb"
+    # The image the affine matrices act on: "photo", or "transfer": the photo after a
+    # classwise mean/std colour transfer in Lab from the window's newest frame.
+    affine_base: str = "transfer"
+    # Affine output: the colour matrices are averaged over blocks of this many pixels and
+    # interpolated back (bilinear), so the correction is smooth; 1 keeps them per pixel.
+    affine_smooth: int = 1
+
+    def __post_init__(self) -> None:
+        if self.output not in ("rgb", "affine"):
+            raise ValueError(f"output must be 'rgb' or 'affine', got {self.output!r}")
+        if self.affine_base not in ("photo", "transfer"):
+            raise ValueError(f"affine_base must be 'photo' or 'transfer', got {self.affine_base!r}")
+        if not (isinstance(self.affine_smooth, int) and self.affine_smooth >= 1):
+            raise ValueError(f"affine_smooth must be a whole number >= 1, got {self.affine_smooth!r}")
+        if not self.width > 0:
+            raise ValueError(f"width must be positive, got {self.width!r}")
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the decoder's last conv: RGB, or a 3x4 matrix per pixel."""
+        return 3 if self.output == "rgb" else 12
 
     def channels(self, level: int) -> int:
         """Channels of VGG level 1..4 (64, 128, 256, 512 at width 1)."""

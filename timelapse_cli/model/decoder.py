@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import GeneratorConfig
+from .affine import init_identity
 from .layers import conv3x3
 from .wavelet import HaarUnpool
 
@@ -27,7 +28,9 @@ class Decoder(nn.Module):
         self.conv2_2 = nn.Conv2d(c2, c2, 3)
         self.conv2_1 = nn.Conv2d(c2, c1, 3)
         self.conv1_2 = nn.Conv2d(c1, c1, 3)
-        self.conv1_1 = nn.Conv2d(c1, 3, 3)
+        self.conv1_1 = nn.Conv2d(c1, cfg.out_channels, 3)
+        if cfg.output == "affine":
+            init_identity(self.conv1_1)
         self.unpool = HaarUnpool()
 
     def head(self, relu4_1: torch.Tensor, skips: list, sizes: list) -> torch.Tensor:
@@ -55,5 +58,6 @@ class Decoder(nn.Module):
         return F.relu(conv3x3(x, self.conv1_2), inplace=True)
 
     def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
-        """Modulated D_relu1.1 (B, C1, H, W) -> RGB (B, 3, H, W); no ReLU on the last conv."""
+        """Modulated D_relu1.1 (B, C1, H, W) -> RGB (B, 3, H, W), or the affine head's
+        (B, 12, H, W) colour matrices; no ReLU on the last conv."""
         return conv3x3(x, self.conv1_1)

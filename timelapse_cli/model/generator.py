@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .affine import apply_affine, smooth
+from .color import LAB_EPS, lab_transfer, rgb_to_lab
 from .config import GeneratorConfig
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
@@ -27,6 +29,8 @@ class ImageCache:
     regions2: Regions         # image classes at H/2
     regions1: Regions         # image classes at H
     num_classes: int
+    base: torch.Tensor | None = None  # affine output: the photo, or its Lab for the transfer
+    base_stats: tuple | None = None   # affine_base "transfer": class_stats of the Lab photo
 
 
 class Generator(nn.Module):
@@ -44,9 +48,26 @@ class Generator(nn.Module):
         device = image.device
         regions2 = Regions(labels, num_classes, tuple(x.shape[-2:])).to(device)
         regions1 = Regions(labels, num_classes, sizes[0]).to(device)
-        return ImageCache(x, class_stats(x, regions2, self.config.eps),
-                          self.decoder.image_high(skips[0], sizes[0]),
-                          regions2, regions1, num_classes)
+        cache = ImageCache(x, class_stats(x, regions2, self.config.eps),
+                           self.decoder.image_high(skips[0], sizes[0]),
+                           regions2, regions1, num_classes)
+        if self.config.output == "affine":
+            if self.config.affine_base == "photo":
+                cache.base = image
+            else:
+                cache.base = rgb_to_lab(image)
+                cache.base_stats = class_stats(cache.base, regions1, LAB_EPS)
+        return cache
+
+    def seed_video_encoder(self) -> None:
+        """Start E_GV from E_GI's first layers: conv1_1 tiled over the 3 frames and divided
+        by 3, so a window of three equal frames f gives E_GV(f, f, f) = E_GI's relu1_1(f)."""
+        enc, venc = self.image_encoder, self.video_encoder
+        with torch.no_grad():
+            venc.conv1_1.weight.copy_(enc.conv1_1.weight.repeat(1, venc.frames, 1, 1) / venc.frames)
+            venc.conv1_1.bias.copy_(enc.conv1_1.bias)
+            venc.conv1_2.load_state_dict(enc.conv1_2.state_dict())
+            venc.conv2_1.load_state_dict(enc.conv2_1.state_dict())
 
     def decode(self, cache: ImageCache, windows: torch.Tensor, ref_labels: torch.Tensor,
                noise: torch.Tensor | None) -> torch.Tensor:
@@ -65,7 +86,13 @@ class Generator(nn.Module):
         mix = self.config.noise_mix
         if mix != 1.0:
             y = mix * y + (1.0 - mix) * x
-        return self.decoder.to_rgb(y)
+        out = self.decoder.to_rgb(y)
+        if self.config.output == "rgb":
+            return out
+        base = cache.base
+        if self.config.affine_base == "transfer":  # the newest frame F_t of each window
+            base = lab_transfer(base, cache.regions1, windows[:, 6:9], style1, cache.base_stats)
+        return apply_affine(smooth(out, self.config.affine_smooth), base)
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor, windows: torch.Tensor,
                 ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None) -> torch.Tensor:

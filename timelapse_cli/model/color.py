@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from .modulation import modulate
+
 # Linear sRGB -> XYZ, and the D65 white point (IEC 61966-2-1 / CIE 15).
 _RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375),
                (0.2126729, 0.7151522, 0.0721750),
@@ -44,3 +46,20 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     linear = _apply(torch.linalg.inv(_matrix(_RGB_TO_XYZ, lab)), xyz).clamp(0, 1)
     rgb = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
     return rgb.clamp(0, 1)
+
+
+# Variance floor of the Lab statistics, in Lab units (std 0.1): keeps flat regions finite
+# without visible effect.
+LAB_EPS = 1e-2
+
+
+def lab_transfer(lab: torch.Tensor, regions, frame: torch.Tensor, frame_regions,
+                 lab_stats: tuple | None = None) -> torch.Tensor:
+    """Classwise mean/std colour transfer in Lab (Reinhard et al. 2001, per class).
+
+    lab (1, 3, H, W): the photo in Lab with its `regions`; frame (B, 3, h, w): reference
+    frames in sRGB [0, 1] with `frame_regions`; lab_stats: class_stats(lab) if already
+    computed. Returns (B, 3, H, W) sRGB in [0, 1]. This is classwise AdaIN on Lab pixels.
+    """
+    return lab_to_rgb(modulate(lab, regions, rgb_to_lab(frame), frame_regions, LAB_EPS,
+                               content_stats=lab_stats))

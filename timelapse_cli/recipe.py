@@ -1,0 +1,52 @@
+"""Training recipes as data: named settings for `timeflies train`, and the data split of
+the shipped weights.
+
+A recipe fills every TrainOptions field the command line leaves unset. "fast" is the
+default (it runs on a laptop CPU: seconds per step, well under 24 GB); "paper" is the
+paper's set-up (256x256, clips of 64 frames, the full-width model, the six losses), which
+needs a GPU. The shipped weights were made by `make weights`, i.e. the "fast" recipe on
+../shared/data/timelapse without the test and validation sequences below.
+"""
+from __future__ import annotations
+
+from .errors import TimefliesError
+from .losses import LossWeights
+
+RECIPES: dict[str, dict] = {
+    # TrainOptions' own defaults: 128x128, clips of 8 frames, width 0.25, the affine head
+    # on the classwise Lab transfer, the L1 pixel loss alone.
+    "fast": {},
+    "paper": dict(size=(256, 256), clip=64, width=1.0, output="rgb", lr_g=1e-4, lr_v=1e-4,
+                  weights=LossWeights()),
+}
+DEFAULT_RECIPE = "fast"
+
+# The split of ../shared/data/timelapse behind the shipped weights. Test sequences are
+# never trained on and never used to choose a checkpoint or a setting; validation
+# sequences choose the checkpoint (and settings) and are not trained on either.
+TEST_SEQUENCES = (
+    "pyramid-webcam",        # 25 hours: day, dusk, night with city lights, dawn
+    "tilde-frankfurt",       # city: day, dusk, night lights, seasons
+    "suburb-sunset-night",   # sunset, night, sunrise
+    "cypress-webcam",        # fog, snow, floodlit night
+    "sky-clip-05", "sky-clip-17", "sky-clip-29", "sky-clip-41",  # sky clips
+)
+VALIDATION_SEQUENCES = (
+    "tilde-mexico", "arizona-gradient",
+    "sky-clip-11", "sky-clip-23", "sky-clip-35", "sky-clip-47",
+)
+
+
+def recipe(name: str) -> dict:
+    """The settings of recipe `name` (a copy)."""
+    if name not in RECIPES:
+        raise TimefliesError(f"unknown recipe '{name}'; use one of: {', '.join(RECIPES)}")
+    return dict(RECIPES[name])
+
+
+def split_patterns(split: str) -> str:
+    """The sequence names of split "test" or "validation", comma-separated."""
+    splits = {"test": TEST_SEQUENCES, "validation": VALIDATION_SEQUENCES}
+    if split not in splits:
+        raise TimefliesError(f"unknown split '{split}'; use test or validation")
+    return ",".join(splits[split])
