@@ -33,9 +33,11 @@ clean:
 # RUN/best/ holds the generator that scored best on the validation sequences.
 DATA ?= ../shared/data/timelapse
 RUN ?= runs/weights
-STEPS ?= 20000
+STEPS ?= 1000
 weights:
-	$(VENV)/bin/timeflies train --data $(DATA) --out $(RUN) --recipe fast --holdout --seed 0 \
-		--max-steps $(STEPS) --val-every 500 --save-every 250 \
+	OMP_NUM_THREADS=1 $(VENV)/bin/timeflies train --data $(DATA) --out $(RUN) --recipe fast --holdout --seed 0 \
+		--max-steps $(STEPS) --val-every 100 --save-every 100 \
 		$$(if test -f $(RUN)/checkpoint/state.pt; then echo --resume; \
 		   elif test -f $(RUN)/run.json; then echo --overwrite; fi)
+	$(PY) -c "from timelapse_cli.weights import export; export('$(RUN)/best')"
+	@echo "weights/ now holds $(RUN)/best; pin its sums in timelapse_cli/weights.py (SHIPPED_SHA256)"

@@ -156,7 +156,7 @@ def test_validation_logs_psnr_and_keeps_the_best_generator(real_data, tmp_path):
     trainer.run()
     lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     vals = [line for line in lines if "val_psnr" in line]
-    assert [v["step"] for v in vals] == [2, 4]
+    assert [v["step"] for v in vals] == [0, 2, 4]  # 0: the initialisation
     assert all(v["val"].keys() == {"sky-clip-07"} and 10 < v["val_psnr"] < 60 for v in vals)
     assert {line["sequence"] for line in lines if "sequence" in line} == {"sky-clip-00"}
     best = json.loads((tmp_path / "run" / "best" / "val.json").read_text())
@@ -189,3 +189,18 @@ def test_sequences_without_label_maps_get_the_builtin_segmenters(real_data, tmp_
     stamp = (tmp_path / "run" / "labels" / "sky-clip-00.png").stat().st_mtime_ns
     Trainer(options(real_data, tmp_path / "run", segmenter="builtin"))
     assert (tmp_path / "run" / "labels" / "sky-clip-00.png").stat().st_mtime_ns == stamp
+
+
+def test_the_training_photo_is_the_flipped_mean_of_the_clip_or_of_the_sequence(real_data, tmp_path):
+    from timelapse_cli import data
+
+    seq = next(s for s in data.scan_sequences(real_data, 3) if s.name == "sky-clip-00")
+    everything = data.load_frames(seq, 0, seq.frames, (32, 32)).mean(0, keepdim=True).flip(-1)
+    for photo in ("clip", "sequence"):
+        trainer = Trainer(options(real_data, tmp_path / photo, photo=photo))
+        step = next(i for i in range(4) if trainer.batch(i)[4] == "sky-clip-00")
+        windows, image, targets, _, _ = trainer.batch(step)
+        if photo == "clip":  # the paper: the clip's own frames, whose newest ones the windows end on
+            assert torch.allclose(image, targets.mean(0, keepdim=True), atol=1e-6)
+        else:  # benchmark --eval's photo: every frame of the sequence
+            assert torch.allclose(image, everything, atol=1e-5)

@@ -206,6 +206,12 @@ def train(
         help="Training frame size: a long side (aspect kept) or WxH.", show_default=False)] = None,
     clip: Annotated[Optional[int], typer.Option(
         help="Adjacent frames per clip (a sequence needs clip + 2).", show_default=False)] = None,
+    photo: Annotated[Optional[str], typer.Option(
+        help="The training photo I: the flipped mean of the clip (the paper) or of the whole sequence "
+        "(as benchmark --eval makes it).", show_default=False)] = None,
+    clips: Annotated[Optional[int], typer.Option(
+        help="Clips per optimiser step, their gradients averaged (1 = the paper's batch of one).",
+        show_default=False)] = None,
     width: Annotated[Optional[float], typer.Option(
         help="Channel width multiplier of a new model (1.0 = the paper's).", show_default=False)] = None,
     output: Annotated[Optional[str], typer.Option(
@@ -269,7 +275,7 @@ def train(
     from .recipe import TEST_SEQUENCES, VALIDATION_SEQUENCES, recipe as settings
     from .train import TrainOptions, train as run
 
-    given = dict(size=parse_size(size) if size is not None else None, clip=clip, width=width, output=output,
+    given = dict(size=parse_size(size) if size is not None else None, clip=clip, clips=clips, photo=photo, width=width, output=output,
                  affine_base=affine_base, noise_sigma=noise_sigma, affine_smooth=affine_smooth, lr_g=lr_g, lr_d=lr_d, lr_v=lr_v)
     opts = TrainOptions(data=str(data), **settings(recipe))
     terms = dict(pixel=w_pixel, mse=w_mse, adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle)

@@ -2,7 +2,7 @@
 the shipped weights.
 
 A recipe fills every TrainOptions field the command line leaves unset. "fast" is the
-default (it runs on a laptop CPU: seconds per step, well under 24 GB); "paper" is the
+default (it runs on a laptop CPU: under a second per step, about 1 GB); "paper" is the
 paper's set-up (256x256, clips of 64 frames, the full-width model, the six losses), which
 needs a GPU. The shipped weights were made by `make weights`, i.e. the "fast" recipe on
 ../shared/data/timelapse without the test and validation sequences below.
@@ -13,11 +13,12 @@ from .errors import TimefliesError
 from .losses import LossWeights
 
 RECIPES: dict[str, dict] = {
-    # TrainOptions' own defaults: 128x128, clips of 8 frames, width 0.25, the affine head
-    # on the classwise Lab transfer, the L1 pixel loss alone.
+    # TrainOptions' own defaults: 128 px long side, clips of 8 frames, the photo the mean
+    # of the whole sequence, width 0.25, the affine head (smoothed over 8 px) on the
+    # classwise Lab transfer, the squared error alone, learning rates 1e-5.
     "fast": {},
-    "paper": dict(size=(256, 256), clip=64, width=1.0, output="rgb", lr_g=1e-4, lr_v=1e-4,
-                  weights=LossWeights()),
+    "paper": dict(size=(256, 256), clip=64, width=1.0, output="rgb", affine_smooth=1, photo="clip",
+                  lr_g=1e-4, lr_v=1e-4, weights=LossWeights()),
 }
 DEFAULT_RECIPE = "fast"
 

@@ -44,8 +44,8 @@ from .weights import from_pretrained, import_vgg19, loss_network, save_pretraine
 StepFn = Callable[[int, int, dict], None]  # (step done, steps total or 0, loss terms)
 
 
-def _pixel_only() -> losses.LossWeights:
-    return losses.LossWeights(adv=0.0, perc=0.0, content=0.0, style=0.0, flow=0.0, cycle=0.0, pixel=1.0)
+def _squared_error_only() -> losses.LossWeights:
+    return losses.LossWeights(adv=0.0, perc=0.0, content=0.0, style=0.0, flow=0.0, cycle=0.0, mse=10.0)
 
 
 @dataclass
@@ -54,11 +54,13 @@ class TrainOptions:
     out: str = "runs/timeflies"
     size: int | tuple[int, int] = 128  # long side (aspect kept), or (w, h)
     clip: int = 8
+    clips: int = 1                    # clips per optimiser step (gradients averaged)
+    photo: str = "sequence"           # I = flipped mean of the clip (the paper) or of the whole sequence
     width: float = 0.25
     output: str = "affine"            # GeneratorConfig.output of a new model: rgb or affine
     affine_base: str = "transfer"     # GeneratorConfig.affine_base: photo or transfer
     noise_sigma: float = 0.5          # GeneratorConfig.noise_sigma: std of the noise map (0 = none)
-    affine_smooth: int = 1            # GeneratorConfig.affine_smooth: block of the smoothed matrices
+    affine_smooth: int = 8            # GeneratorConfig.affine_smooth: block of the smoothed matrices
     max_steps: int | None = None      # default: epochs * sequences
     epochs: int = 200
     max_minutes: float | None = None
@@ -70,16 +72,16 @@ class TrainOptions:
     overwrite: bool = False           # replace an earlier run in `out` (outputs.prepare_run_folder)
     device: str = "auto"
     deterministic: bool = True
-    lr_g: float = 5e-4                # decoder, Adam
+    lr_g: float = 1e-5                # decoder, Adam
     lr_d: float = 1e-4                # discriminator, Adam
-    lr_v: float = 1e-3                # E_GV, SGD momentum 0.9, weight decay 1e-4
+    lr_v: float = 1e-5                # E_GV, SGD momentum 0.9, weight decay 1e-4
     alpha_decay: float = 0.999        # content loss: alpha = alpha_decay ** step
-    weights: losses.LossWeights = field(default_factory=_pixel_only)
+    weights: losses.LossWeights = field(default_factory=_squared_error_only)
     exclude: tuple[str, ...] = ()     # name patterns of sequences never used (test sets)
     val: tuple[str, ...] = ()         # name patterns of validation sequences (not trained on)
     val_every: int = 250              # steps between validations
     val_size: int = 128               # long side of the validation frames
-    val_frames: int = 32              # frames per validation sequence (at most)
+    val_frames: int | None = None     # frames per validation sequence (at most; None = all)
     segmenter: str = "auto"           # label maps for sequences without segmentation.png; none = one class
 
 
@@ -136,15 +138,16 @@ class GeneratorLoss(nn.Module):
         super().__init__()
         self.G, self.loss_net, self.opts = G, loss_net, opts
 
-    def forward(self, step: int, windows, image, targets, labels, D) -> tuple[dict, torch.Tensor, tuple]:
+    def forward(self, step: int, index: int, windows, image, targets, labels, D) -> tuple[dict, torch.Tensor, tuple]:
         """windows (T, 9, h, w), image (1, 3, h, w), targets (T, 3, h, w), labels (h, w) ->
-        (loss terms, fake frames (T, 3, h, w), (real, fake) discriminator inputs)."""
+        (loss terms, fake frames (T, 3, h, w), (real, fake) discriminator inputs). `step`
+        sets the content loss' alpha, `index` (the clip's number) seeds the noise map."""
         opts, w = self.opts, self.opts.weights
         present, ids = torch.unique(labels, return_inverse=True)  # ids on 0..K-1
         k = present.numel()
         img_ids = ids.flip(-1)  # I and the targets are flipped, and so is their label map
         t = targets.shape[0]
-        noise = noise_frames(opts.seed * 1_000_003 + step, 0, t, targets.shape[-2:],
+        noise = noise_frames(opts.seed * 1_000_003 + index, 0, t, targets.shape[-2:],
                              self.G.config.noise_sigma).to(image.device)
         cache = self.G.encode_image(image, img_ids, k)
         fake = self.G.decode(cache, windows, ids, noise)  # (T, 3, h, w)
@@ -192,6 +195,8 @@ class Trainer:
         self.device = resolve_device(opts.device)
         if opts.deterministic:
             torch.use_deterministic_algorithms(True)
+        if opts.photo not in ("clip", "sequence"):
+            raise TimefliesError(f"unknown photo '{opts.photo}'; use clip or sequence")
         self.dist = _Dist(self.device)
         self.out = Path(opts.out)
         if self.dist.rank == 0:  # before anything is written into OUT; only rank 0 writes there
@@ -211,6 +216,7 @@ class Trainer:
                 raise TimefliesError(f"no sequence of '{opts.data}' matches --val {' '.join(opts.val)}; "
                                      "check the names")
         self.best_val = float("-inf")
+        self._means: dict = {}  # sequence means, for photo="sequence"
         self.G, self.loss_net, self.source = self._build_models()
         self.D = VideoDiscriminator().to(self.device)
         self.opt_g = torch.optim.Adam(self.G.decoder.parameters(), lr=opts.lr_g)
@@ -281,43 +287,64 @@ class Trainer:
         frames = data.load_frames(seq, start, opts.clip + 2, size).to(self.device)  # (T+2, 3, h, w)
         windows = torch.cat([frames[:-2], frames[1:-1], frames[2:]], 1)  # (T, 9, h, w)
         clip = frames[2:]
-        image = clip.mean(0, keepdim=True).flip(-1)
+        mean = clip.mean(0, keepdim=True) if opts.photo == "clip" else self._sequence_mean(seq, size)
         labels = torch.from_numpy(data.load_labels(seq, size)).to(self.device)
-        return windows, image, clip.flip(-1), labels, seq.name
+        return windows, mean.flip(-1), clip.flip(-1), labels, seq.name
 
-    def losses(self, step: int, windows, image, targets, labels) -> tuple[dict, torch.Tensor, tuple]:
-        """Generator loss terms, the fake frames, and the real/fake discriminator inputs."""
-        return self.g_loss(step, windows, image, targets, labels, self.D)
+    def _sequence_mean(self, seq: data.Sequence, size: tuple[int, int]) -> torch.Tensor:
+        """The mean of all of `seq`'s frames at `size`, (1, 3, h, w): the photo of the held-out
+        check (benchmark --eval), computed once per sequence."""
+        key = (seq.name, size)
+        if key not in self._means:
+            total = torch.zeros(1, 3, size[1], size[0])
+            for start in range(0, seq.frames, 64):  # in chunks: memory stays bounded
+                total += data.load_frames(seq, start, min(64, seq.frames - start), size).sum(0, keepdim=True)
+            self._means[key] = (total / seq.frames).to(self.device)
+        return self._means[key]
+
+    def losses(self, step: int, windows, image, targets, labels, index: int | None = None) -> tuple[dict, torch.Tensor, tuple]:
+        """Generator loss terms, the fake frames, and the real/fake discriminator inputs;
+        `index` (default `step`) seeds the clip's noise map."""
+        return self.g_loss(step, step if index is None else index, windows, image, targets, labels, self.D)
 
     def train_step(self, step: int) -> dict:
-        windows, image, targets, labels, name = self.batch(step)
-        terms, fake, (d_real, d_fake) = self.losses(step, windows, image, targets, labels)
-        total = losses.total(terms, self.opts.weights)
+        """One optimiser step on `clips` clips, their gradients averaged; logs their mean terms."""
+        n = self.opts.clips
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_v.zero_grad(set_to_none=True)
-        total.backward()
+        log: dict = {}
+        d_inputs = []
+        for i in range(n):
+            windows, image, targets, labels, name = self.batch(step * n + i)
+            terms, fake, d_in = self.losses(step, windows, image, targets, labels, index=step * n + i)
+            total = losses.total(terms, self.opts.weights)
+            (total / n).backward()
+            d_inputs.append(d_in)
+            with torch.no_grad():  # the self-supervised reconstruction error, for the curve
+                terms = {**terms, "total": total, "recon_mse": F.mse_loss(fake.clamp(0, 1), targets),
+                         "identity_mse": F.mse_loss(image.expand_as(targets), targets)}
+            for k, v in terms.items():
+                log[k] = log.get(k, 0.0) + float(v.detach()) / n
         self.opt_g.step()
         self.opt_v.step()
-        log = {k: float(v.detach()) for k, v in terms.items()}
-        if self.opts.weights.adv and d_fake.shape[0]:
+        if self.opts.weights.adv and d_inputs[0][1].shape[0]:
             self.opt_d.zero_grad(set_to_none=True)
-            logits = self.d_step(torch.cat([d_real, d_fake.detach()]))  # one forward: one DDP sync
-            n = d_real.shape[0]
-            d = losses.d_loss(logits[:n], logits[n:])
-            d.backward()
+            d_sum = 0.0
+            for d_real, d_fake in d_inputs:
+                logits = self.d_step(torch.cat([d_real, d_fake.detach()]))  # one forward: one DDP sync
+                d = losses.d_loss(logits[:d_real.shape[0]], logits[d_real.shape[0]:])
+                (d / n).backward()
+                d_sum += float(d.detach()) / n
             self.opt_d.step()
-            log["d"] = float(d.detach())
-        with torch.no_grad():  # the self-supervised reconstruction error, for the curve
-            log["recon_mse"] = float(F.mse_loss(fake.clamp(0, 1), targets))
-            log["identity_mse"] = float(F.mse_loss(image.expand_as(targets), targets))
-        log.update(total=float(total.detach()), alpha=losses.content_alpha(step, self.opts.alpha_decay), sequence=name)
+            log["d"] = d_sum
+        log.update(alpha=losses.content_alpha(step, self.opts.alpha_decay), sequence=name)
         return log
 
     # ------------------------------------------------------------------ the loop
 
     def run(self, on_step: StepFn | None = None) -> TrainResult:
         opts = self.opts
-        total_steps = opts.max_steps or opts.epochs * len(self.shard)
+        total_steps = opts.max_steps or -(-opts.epochs * len(self.shard) // opts.clips)
         start = time.perf_counter()
         if self.dist.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)

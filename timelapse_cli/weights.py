@@ -24,8 +24,8 @@ SUMS_FILE = "SHA256SUMS"
 # The weights shipped in the repository's weights/ directory, pinned.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_SHA256 = {
-    CONFIG_FILE: "ca97e35765b3f68299fe40c17b5da81dd81a48fba6c226195789826125be803c",
-    WEIGHTS_FILE: "deda811340cd6eb8d019796f618abb520f1b275f71ee79e0d6f0be5d309aa41a",
+    CONFIG_FILE: "4f53ce04c79134861ae9e7a669a2702645bf1d01dc8b275958e6568c20271af5",
+    WEIGHTS_FILE: "417a15f5f6a6f8fbcf7d3263f9359cfe60fce1990b645dda0515a116428cee32",
 }
 
 # torchvision's vgg19 `features.N` index of each conv we use.
@@ -68,6 +68,13 @@ def save_pretrained(model: Generator, directory: str | Path, dtype: torch.dtype 
     with atomic_path(directory / SUMS_FILE) as tmp:
         tmp.write_text("".join(f"{sha256(directory / n)}  {n}\n" for n in (CONFIG_FILE, WEIGHTS_FILE)))
     return directory
+
+
+def export(source: str | Path, directory: str | Path = SHIPPED_DIR, metadata: dict | None = None) -> Path:
+    """Copy a trained generator (e.g. a run's best/) into `directory` as float16, the
+    shipped format. The shipped sums pinned in SHIPPED_SHA256 must then be updated."""
+    model = from_pretrained(source)
+    return save_pretrained(model, directory, dtype=torch.float16, metadata={"source": str(source), **(metadata or {})})
 
 
 def verify(directory: Path) -> None:
