@@ -288,3 +288,13 @@ def test_total_weights_and_skips():
         losses.total({**terms, "stlye": x}, LossWeights())
     zero = LossWeights(**{k: 0.0 for k in ("adv", "perc", "content", "style", "flow", "cycle")})
     assert losses.total({}, zero) == 0
+
+
+def test_pixel_terms_hand_values():
+    real = torch.zeros(2, 3, 4, 4)
+    fake = torch.full((2, 3, 4, 4), 0.1)
+    assert losses.pixel(real, fake).item() == pytest.approx(0.1)
+    assert losses.mse(real, fake).item() == pytest.approx(0.01)
+    assert losses.log_mse(real, fake).item() == pytest.approx(-20.0)  # minus the PSNR in dB
+    with pytest.raises(ValueError):
+        losses.mse(real, fake[:1])

@@ -201,7 +201,8 @@ def train(
         = Path("runs/timeflies"),
     recipe: Annotated[str, typer.Option(
         help="Settings every option left unset takes: fast (CPU-sized: 128 px, clips of 8, width 0.25, "
-        "affine head, L1) or paper (256 px, clips of 64, width 1.0, RGB head, the six losses).")] = "fast",
+        "affine head, squared error in dB) or paper (256 px, clips of 64, width 1.0, RGB head, the six "
+        "losses).")] = "fast",
     size: Annotated[Optional[str], typer.Option(
         help="Training frame size: a long side (aspect kept) or WxH.", show_default=False)] = None,
     clip: Annotated[Optional[int], typer.Option(
@@ -248,6 +249,8 @@ def train(
     w_pixel: Annotated[Optional[float], typer.Option(help="Weight of the L1 pixel loss.", show_default=False)] = None,
     w_mse: Annotated[Optional[float], typer.Option(help="Weight of the squared-error pixel loss.",
                                                   show_default=False)] = None,
+    w_log_mse: Annotated[Optional[float], typer.Option(
+        help="Weight of the clip's squared error in dB (-PSNR).", show_default=False)] = None,
     w_adv: Annotated[Optional[float], typer.Option(help="Weight of the adversarial loss (0 disables).",
                                                   show_default=False)] = None,
     w_perc: Annotated[Optional[float], typer.Option(help="Weight of the perceptual loss.", show_default=False)] = None,
@@ -278,7 +281,7 @@ def train(
     given = dict(size=parse_size(size) if size is not None else None, clip=clip, clips=clips, photo=photo, width=width, output=output,
                  affine_base=affine_base, noise_sigma=noise_sigma, affine_smooth=affine_smooth, lr_g=lr_g, lr_d=lr_d, lr_v=lr_v)
     opts = TrainOptions(data=str(data), **settings(recipe))
-    terms = dict(pixel=w_pixel, mse=w_mse, adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle)
+    terms = dict(pixel=w_pixel, mse=w_mse, log_mse=w_log_mse, adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle)
     opts = replace(
         opts, **{k: v for k, v in given.items() if v is not None},
         weights=replace(opts.weights, **{k: v for k, v in terms.items() if v is not None}),

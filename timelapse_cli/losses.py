@@ -16,8 +16,9 @@ global column stands in for them.
 
     L = L_adv + 0.1 L_perc + 0.05 L_content + 10 L_style + 100 L_flow + 0.05 L_cycle
 
-plus two optional pixel terms against the target frames, not in the paper: the mean
-absolute error (pixel) and the mean squared error (mse, the error PSNR measures).
+plus optional pixel terms against the target frames, not in the paper: the mean absolute
+error (pixel), the mean squared error (mse, the error PSNR measures) and its logarithm in
+dB (log_mse = -PSNR of the clip, so every clip counts alike whatever its error's size).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ Tensor = torch.Tensor
 
 __all__ = [
     "LossWeights", "content", "content_alpha", "cycle", "d_loss", "flow", "g_adversarial",
-    "gram", "mse", "perceptual", "pixel", "regions_for", "style", "total", "whiten",
+    "gram", "log_mse", "mse", "perceptual", "pixel", "regions_for", "style", "total", "whiten",
 ]
 
 
@@ -114,6 +115,11 @@ def mse(real: Tensor, fake: Tensor) -> Tensor:
     if real.shape != fake.shape:
         raise ValueError(f"shapes {tuple(real.shape)} and {tuple(fake.shape)} do not match")
     return (real - fake).square().mean()
+
+
+def log_mse(real: Tensor, fake: Tensor) -> Tensor:
+    """10 log10 of the clip's mean squared error: minus its PSNR for frames in [0, 1]."""
+    return 10 * torch.log10(mse(real, fake) + 1e-10)
 
 
 # ---------------------------------------------------------------------------- content
@@ -306,6 +312,7 @@ class LossWeights:
     cycle: float = 0.05
     pixel: float = 0.0   # not in the paper: L1 to the target frames
     mse: float = 0.0     # not in the paper: squared error to the target frames
+    log_mse: float = 0.0  # not in the paper: the clip's squared error in dB (-PSNR)
 
 
 def total(terms: dict[str, Tensor], weights: LossWeights) -> Tensor:

@@ -15,7 +15,8 @@ from .losses import LossWeights
 RECIPES: dict[str, dict] = {
     # TrainOptions' own defaults: 128 px long side, clips of 8 frames, the photo the mean
     # of the whole sequence, width 0.25, the affine head (smoothed over 8 px) on the
-    # classwise Lab transfer, the squared error alone, learning rates 1e-5.
+    # classwise Lab transfer, the clip's squared error in dB (-PSNR) alone, learning
+    # rates 1e-5.
     "fast": {},
     "paper": dict(size=(256, 256), clip=64, width=1.0, output="rgb", affine_smooth=1, photo="clip",
                   lr_g=1e-4, lr_v=1e-4, weights=LossWeights()),

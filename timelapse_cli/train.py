@@ -44,8 +44,8 @@ from .weights import from_pretrained, import_vgg19, loss_network, save_pretraine
 StepFn = Callable[[int, int, dict], None]  # (step done, steps total or 0, loss terms)
 
 
-def _squared_error_only() -> losses.LossWeights:
-    return losses.LossWeights(adv=0.0, perc=0.0, content=0.0, style=0.0, flow=0.0, cycle=0.0, mse=10.0)
+def _log_squared_error_only() -> losses.LossWeights:
+    return losses.LossWeights(adv=0.0, perc=0.0, content=0.0, style=0.0, flow=0.0, cycle=0.0, log_mse=1.0)
 
 
 @dataclass
@@ -76,7 +76,7 @@ class TrainOptions:
     lr_d: float = 1e-4                # discriminator, Adam
     lr_v: float = 1e-5                # E_GV, SGD momentum 0.9, weight decay 1e-4
     alpha_decay: float = 0.999        # content loss: alpha = alpha_decay ** step
-    weights: losses.LossWeights = field(default_factory=_squared_error_only)
+    weights: losses.LossWeights = field(default_factory=_log_squared_error_only)
     exclude: tuple[str, ...] = ()     # name patterns of sequences never used (test sets)
     val: tuple[str, ...] = ()         # name patterns of validation sequences (not trained on)
     val_every: int = 250              # steps between validations
@@ -164,6 +164,8 @@ class GeneratorLoss(nn.Module):
             terms["pixel"] = losses.pixel(targets, fake)
         if w.mse:
             terms["mse"] = losses.mse(targets, fake)
+        if w.log_mse:
+            terms["log_mse"] = losses.log_mse(targets, fake)
         if w.perc:
             terms["perc"] = losses.perceptual(phi_real, phi_fake)
         if w.content:

@@ -25,7 +25,7 @@ SUMS_FILE = "SHA256SUMS"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_SHA256 = {
     CONFIG_FILE: "4f53ce04c79134861ae9e7a669a2702645bf1d01dc8b275958e6568c20271af5",
-    WEIGHTS_FILE: "417a15f5f6a6f8fbcf7d3263f9359cfe60fce1990b645dda0515a116428cee32",
+    WEIGHTS_FILE: "b5e0d924e06e2a1dce49105826204103ba90dc10781df5176802a52a367190a8",
 }
 
 # torchvision's vgg19 `features.N` index of each conv we use.
