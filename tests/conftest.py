@@ -33,3 +33,17 @@ def tiny_weights(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     return save_pretrained(Generator(GeneratorConfig(width=0.125)), tmp_path_factory.mktemp("tiny") / "w")
+
+
+def registry():
+    """Named test cases and the decorator that collects them: `CASES, case = registry()`,
+    then `@case("name")` over each builder; parametrize over `list(CASES)`."""
+    cases = {}
+
+    def case(name: str):
+        def register(build):
+            cases[name] = build
+            return build
+        return register
+
+    return cases, case

@@ -28,7 +28,7 @@ from timelapse_cli.cli import app
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.video import FrameReader, VideoWriter
 
-from conftest import needs_data
+from conftest import needs_data, registry
 
 PHOTO = ("stills", "dpst", "in1.jpg")  # 700x437: --size 101 gives 101x63, odd both ways
 
@@ -178,14 +178,7 @@ def test_png_folder_output_with_dotted_name(tiny_weights, tmp_path):
 # Each case builds its inputs and returns (arguments after `animate`, words the message must hold).
 # The cases' subprocesses run side by side (each spends ~2 s importing torch), once per module.
 
-BAD_CASES = {}
-
-
-def bad_case(name: str):
-    def register(build):
-        BAD_CASES[name] = build
-        return build
-    return register
+BAD_CASES, bad_case = registry()
 
 
 @bad_case("missing-photo")

@@ -21,6 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import registry
 from test_cli import assert_one_line_error, gradient, probe
 from timelapse_cli.labels import load_label_map, save_label_map
 from timelapse_cli.outputs import MANIFEST
@@ -88,14 +89,7 @@ def _earlier_run(folder: Path) -> Path:
 # Each case adds what it needs to a fresh scene and returns (arguments, words the message
 # must hold). The cases' subprocesses run side by side, once per module.
 
-REFUSED = {}
-
-
-def refused(name: str):
-    def register(build):
-        REFUSED[name] = build
-        return build
-    return register
+REFUSED, refused = registry()
 
 
 @refused("animate-onto-reference-folder")

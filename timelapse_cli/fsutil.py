@@ -33,20 +33,20 @@ def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[P
                                         dir=final.parent)
             os.close(fd)
             tmp = Path(name)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
     except OSError as e:
-        raise _unwritable(final, e) from None
+        raise unwritable_error(final, e) from None
     try:
         yield tmp
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     if directory and final.exists():
         old = final.with_name(f".{final.name}.old")
-        _remove(old)
+        remove_path(old)
         final.rename(old)
         tmp.rename(final)
-        _remove(old)
+        remove_path(old)
     else:
         os.replace(tmp, final)
 
@@ -60,25 +60,25 @@ def check_writable(final: str | os.PathLike) -> None:
         with tempfile.TemporaryFile(dir=final.parent):
             pass
     except OSError as e:
-        raise _unwritable(final, e) from None
+        raise unwritable_error(final, e) from None
     if final.is_dir():
         raise TimefliesError(f"'{final}' is a folder; give a file path")
 
 
-def _unwritable(final: Path, e: OSError) -> TimefliesError:
+def unwritable_error(final: Path, e: OSError) -> TimefliesError:
     if isinstance(e, (FileExistsError, NotADirectoryError)):  # a file where a folder should be
         return TimefliesError(f"cannot write '{final}': a file stands where its folder should be; "
                               "choose another path")
     return TimefliesError(f"cannot write '{final}' ({e.strerror or e}); choose another path")
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from .errors import TimefliesError
-from .fsutil import _remove, _umask, _unwritable, atomic_path
+from .fsutil import atomic_path, current_umask, remove_path, unwritable_error
 
 PathLike = str | os.PathLike
 OVERWRITE_HINT = "pass --overwrite (-y) to replace it"
@@ -112,7 +112,7 @@ def prepare_run_folder(out: PathLike, inputs: Mapping[str, PathLike | None], res
         raise TimefliesError(f"--out '{out}' holds an earlier run ({', '.join(found)}); pass --resume to "
                              "continue it or --overwrite (-y) to replace it")
     for name in RUN_FILES:
-        _remove(out / name)
+        remove_path(out / name)
 
 
 # ---------------------------------------------------------------- frame folders
@@ -133,9 +133,9 @@ def frame_folder(final: PathLike) -> Iterator[Path]:
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a new folder gets the usual mode
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a new folder gets the usual mode
     except OSError as e:
-        raise _unwritable(final, e) from None
+        raise unwritable_error(final, e) from None
     try:
         yield tmp
         new = sorted(p.name for p in tmp.iterdir() if FRAME_NAME.fullmatch(p.name))
@@ -145,7 +145,7 @@ def frame_folder(final: PathLike) -> Iterator[Path]:
         else:
             _merge(tmp, final, new)
     finally:
-        _remove(tmp)
+        remove_path(tmp)
 
 
 def _merge(tmp: Path, final: Path, new: list[str]) -> None:
@@ -155,7 +155,7 @@ def _merge(tmp: Path, final: Path, new: list[str]) -> None:
     for name in new:
         os.replace(tmp / name, final / name)
     for name in set(old) - set(new):
-        _remove(final / name)  # a stale frame of a longer earlier run
+        remove_path(final / name)  # a stale frame of a longer earlier run
     _write_manifest(final, new)
 
 
