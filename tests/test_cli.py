@@ -167,6 +167,19 @@ def test_png_folder_output_and_preview(tiny_weights, tmp_path):
     assert temp_leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("name,codec,rate", [("o.gif", "gif", Fraction(100, 3)), ("o.webm", "vp9", Fraction(30))])
+def test_gif_and_webm_outputs(name, codec, rate, tiny_weights, tmp_path):
+    """N frames at the reference's rate (a GIF: its nearest whole-centisecond delay, 3 cs for 30 fps)."""
+    ref, photo = frame_folder(tmp_path / "ref", 5), photo_png(tmp_path / "photo.png", (65, 47))
+    out = tmp_path / "out" / name
+    out.parent.mkdir()
+    result = animate_ok(photo, ref, "-o", out, "--weights", tiny_weights, "--folder-fps", "30")
+    got = probe(out)
+    assert (got["codec"], got["frames"], got["rate"]) == (codec, 5, rate)
+    assert f"5 frames, 65x47, {float(rate):g} fps" in summary(result.stdout)
+    assert os.listdir(out.parent) == [name]
+
+
 def test_png_folder_output_with_dotted_name(tiny_weights, tmp_path):
     ref, photo = frame_folder(tmp_path / "ref", 2), photo_png(tmp_path / "photo.png")
     animate_ok(photo, ref, "-o", f"{tmp_path / 'run.v1'}/", "--weights", tiny_weights, "--size", "64")
@@ -314,6 +327,25 @@ def _(tmp, out, weights):
     # Neither input exists: the output is checked before any input is read.
     return [tmp / "nophoto.jpg", tmp / "noref.mp4", "-o", out / "out.xyz", "--weights", weights], \
         ("out.xyz", ".mp4")
+
+
+def _to(suffix: str, name: str):
+    """Case `name` with its output written as `suffix`: GIF and WebM fail as the MP4 does."""
+    def build(tmp, out, weights):
+        args, needles = BAD_CASES[name](tmp, out, weights)
+        return [out / f"o{suffix}" if arg == out / "o.mp4" else arg for arg in args], needles
+    return build
+
+
+BAD_CASES["text-file-as-reference-to-gif"] = _to(".gif", "text-file-as-reference")
+BAD_CASES["label-map-of-another-aspect-to-webm"] = _to(".webm", "label-map-of-another-aspect")
+BAD_CASES["corrupt-weights-to-gif"] = _to(".gif", "corrupt-weights")
+
+
+@bad_case("crf-out-of-range-for-vp9")
+def _(tmp, out, weights):
+    return [tmp / "nophoto.jpg", tmp / "noref.mp4", "-o", out / "o.webm", "--crf", "70", "--weights", weights], \
+        ("--crf 70", "VP9", "0..63")
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ skipped when mmsegmentation is not installed.
 from __future__ import annotations
 
 import collections
+import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -230,3 +233,31 @@ def test_registered_under_its_name():
 
     assert _REGISTRY["mmseg"] is mm.MMSegSegmenter
     assert mm.MMSegSegmenter.id_space == "ade20k"
+
+
+# ---------------------------------------------------------------- install without compiled ops
+
+
+def test_cli_segment_prints_only_its_own_lines(random_checkpoint, tmp_path):
+    """The real command with the default SegFormer-B0: timeflies' summary and nothing else
+    (no "Could not import OneDL", no dependency warnings)."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(photo)
+    result = subprocess.run([sys.executable, "-m", "timelapse_cli", "segment", str(photo), "-o",
+                             str(tmp_path / "s.png"), "--segmenter", "mmseg", "--checkpoint", str(random_checkpoint)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Wrote "), result.stdout
+    assert (tmp_path / "s.png").is_file()
+
+
+def test_config_that_needs_compiled_ops_says_how_to_get_them(random_checkpoint):
+    pytest.importorskip("mmseg", reason=NO_MMSEG)
+    if importlib.util.find_spec("mmcv._ext") is not None:
+        pytest.skip("mmcv's compiled ops are installed (make install-mmseg-ops)")
+    with pytest.raises(TimefliesError) as excinfo:
+        mm.MMSegSegmenter(config="ccnet_r50-d8_4xb4-80k_ade20k-512x512", checkpoint=str(random_checkpoint))
+    message = one_line_error(excinfo)
+    assert "CrissCrossAttention" in message and "make install-mmseg-ops" in message

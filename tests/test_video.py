@@ -114,6 +114,70 @@ def test_write_other_containers(tmp_path, suffix):
     assert sum(1 for _ in reader) == 5
 
 
+def test_webm_is_vp9_and_reads_back(tmp_path):
+    frames = make_frames(9)
+    frames.append(frames[-1].copy())  # a repeated frame is still a frame
+    out = tmp_path / "out.webm"
+    writer = write_video(out, frames, fps=NTSC, crf=None)
+    assert (writer.fps, writer.crf, writer.frames_written) == (NTSC, 31, 10)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "vp9"
+    reader = FrameReader(out)
+    assert (reader.info.fps, reader.info.frames) == (NTSC, 10)
+    decoded = list(reader)
+    assert len(decoded) == 10
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames, decoded)]) < 4
+    assert leftovers(tmp_path) == ["out.webm"]
+
+
+@pytest.mark.parametrize("fps,delay_cs", [(Fraction(25), 4), (Fraction(30), 3), (Fraction(15), 7),
+                                          (NTSC, 3), (Fraction(120), 2)])
+def test_gif_loops_at_the_nearest_centisecond_delay(tmp_path, fps, delay_cs):
+    frames = make_frames(7, height=33, width=47)  # odd sizes need no padding in a GIF
+    frames.append(frames[-1].copy())
+    out = tmp_path / "out.gif"
+    writer = write_video(out, frames, fps=fps)
+    assert writer.fps == Fraction(100, delay_cs) and writer.size == (47, 33)
+    reader = FrameReader(out)
+    assert (reader.info.fps, reader.info.frames, reader.info.width, reader.info.height) == \
+        (Fraction(100, delay_cs), 8, 47, 33)
+    decoded = list(reader)
+    assert len(decoded) == 8
+    # 256 colours per frame, dithered: close to the original on smooth gradients.
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames, decoded)]) < 3
+    with Image.open(out) as gif:  # Pillow reads the GIF's own fields: loop 0 = forever
+        assert gif.info["loop"] == 0 and gif.n_frames == 8
+        assert gif.info["duration"] == delay_cs * 10
+    assert leftovers(tmp_path) == ["out.gif"]
+
+
+def test_gif_frames_keep_their_own_colours(tmp_path):
+    """Day and night frames in one GIF: each frame gets a palette of its own colours."""
+    day = np.zeros((32, 32, 3), np.uint8); day[..., 2] = np.linspace(150, 255, 32, dtype=np.uint8)
+    night = np.zeros((32, 32, 3), np.uint8); night[..., 0] = np.linspace(0, 40, 32, dtype=np.uint8)[:, None]
+    write_video(tmp_path / "dn.gif", [day, night], fps=Fraction(10))
+    got = list(FrameReader(tmp_path / "dn.gif"))
+    assert np.abs(got[0].astype(int) - day).max() <= 2
+    assert np.abs(got[1].astype(int) - night).max() <= 2
+
+
+@pytest.mark.parametrize("name", ["out.webm", "out.gif"])
+def test_webm_and_gif_leave_nothing_on_error(tmp_path, name):
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(tmp_path / name, NTSC) as writer:
+            writer.write(make_frames(1)[0])
+            raise RuntimeError("boom")
+    assert leftovers(tmp_path) == []
+
+
+def test_crf_out_of_range_names_the_codec(tmp_path):
+    with pytest.raises(InputError, match=r"H264; give 0\.\.51"):
+        VideoWriter(tmp_path / "out.mp4", NTSC, crf=52)
+    with pytest.raises(InputError, match=r"VP9; give 0\.\.63"):
+        VideoWriter(tmp_path / "out.webm", NTSC, crf=64)
+    VideoWriter(tmp_path / "out.gif", NTSC, crf=99)  # GIF has no crf: ignored
+
+
 def test_odd_size_is_padded_to_even(tmp_path):
     frames = make_frames(3, height=33, width=47)
     out = tmp_path / "odd.mp4"

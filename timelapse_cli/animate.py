@@ -48,7 +48,7 @@ class AnimateOptions:
     folder_fps: Fraction = Fraction(25)        # rate of a reference given as a frame folder
     seed: int = 0
     batch: int = 4                             # windows decoded together
-    crf: int = 18
+    crf: int | None = None                     # video quality; None = the codec's default
     preview: str | Path | None = None          # contact sheet PNG of some frames
     naive: bool = False                        # run the whole generator per frame (slow)
     method: str = "timeflies"                  # or a baseline: still, reinhard, reinhard-class
@@ -183,6 +183,7 @@ class Animator:
                 raise InputError(f"reference '{reference}' has no readable frames; give another video")
             closing = time.perf_counter()
         watch.seconds["encode video"] += time.perf_counter() - closing  # flush and rename
+        fps = writer.fps  # a GIF holds the nearest whole-centisecond delay
 
         warnings = list(reader.warnings)
         if done < n_out:
@@ -216,7 +217,7 @@ def _check_output(output: str | Path, image: str | Path, reference: str | Path, 
     existing file (outputs.py)."""
     folder = video.is_frame_folder_output(output)
     if not folder and Path(output).suffix.lower() not in video.VIDEO_SUFFIXES:
-        raise InputError(f"output '{output}' has an unknown extension; use .mp4, .mov, .mkv "
+        raise InputError(f"output '{output}' has an unknown extension; use .mp4, .mov, .mkv, .webm, .gif "
                          "or a folder path ending in '/' for PNG frames")
     outputs.check_outputs({"-o": output, "--preview": opts.preview}, {
         "photo": image, "reference": reference, "--image-seg": opts.image_seg, "--video-seg": opts.video_seg,
@@ -231,6 +232,7 @@ def _check_output(output: str | Path, image: str | Path, reference: str | Path, 
         raise TimefliesError("--frames must be at least 1")
     if opts.batch < 1:
         raise TimefliesError("--batch must be at least 1")
+    video.check_crf(video.output_codec(output), opts.crf)
     return output
 
 

@@ -96,7 +96,8 @@ def animate(
         show_default=False)],
     # A str, not a Path: Path() drops the trailing '/' that asks for a folder of PNGs.
     output: Annotated[Optional[str], typer.Option(
-        "--output", "-o", metavar="<path>", help="Output .mp4/.mov/.mkv, or a folder path ending in / for PNG frames. "
+        "--output", "-o", metavar="<path>", help="Output .mp4/.mov/.mkv (H.264), .webm (VP9), .gif (looping), or a folder path ending in / "
+        "for PNG frames. "
         "Default: IMAGE's name + '-timeflies.mp4'.", show_default=False)] = None,
     weights: WeightsOpt = None,
     image_seg: Annotated[Optional[Path], typer.Option(
@@ -121,7 +122,9 @@ def animate(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     batch: Annotated[int, typer.Option(help="Frames generated together.")] = 4,
-    crf: Annotated[int, typer.Option(help="H.264 quality, 0 (lossless) .. 51; lower is better.")] = 18,
+    crf: Annotated[Optional[int], typer.Option(
+        help="Video quality, lower is better: H.264 0..51 (default 18), VP9 0..63 (default 31); "
+        "GIF ignores it.", show_default=False)] = None,
     preview: Annotated[Optional[Path], typer.Option(help="Also write a contact sheet of frames to this PNG.")] = None,
     naive: Annotated[bool, typer.Option(
         help="Run the whole generator for every frame, as the reference code does (slow; for comparison).")] = False,

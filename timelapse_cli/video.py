@@ -30,8 +30,13 @@ DEFAULT_FPS = Fraction(25)
 # A frame rate outside this range is a container artefact (e.g. 1/time_base), not a real rate.
 _MAX_FPS = 1000
 
-_CONTAINER_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
-VIDEO_SUFFIXES = tuple(_CONTAINER_FORMATS)
+# Output suffix -> (container format, codec). H.264 plays everywhere; VP9 in WebM is what
+# web pages embed; an animated GIF is what chats and slides take.
+_OUTPUT_FORMATS = {".mp4": ("mp4", "h264"), ".mov": ("mov", "h264"), ".mkv": ("matroska", "h264"),
+                   ".webm": ("webm", "vp9"), ".gif": ("gif", "gif")}
+VIDEO_SUFFIXES = tuple(_OUTPUT_FORMATS)
+DEFAULT_CRF = {"h264": 18, "vp9": 31}  # visually lossless-ish for each; GIF has no such knob
+_MAX_CRF = {"h264": 51, "vp9": 63}
 _VIDEO_HINT = "give an mp4/mov/webm/avi/gif file or a folder of frames"
 
 
@@ -288,32 +293,36 @@ def is_frame_folder_output(path: str | os.PathLike) -> bool:
 
 
 class VideoWriter:
-    """Context manager. `with VideoWriter(out, fps, crf=18) as w: w.write(frame)`
+    """Context manager. `with VideoWriter(out, fps) as w: w.write(frame)`
 
-    Writes H.264 (yuv420p) to .mp4/.mov/.mkv, or numbered PNGs (00000.png, ...) when
-    `is_frame_folder_output(path)` (into an existing folder, replacing only the frames
-    timeflies wrote there; see outputs.frame_folder). yuv420p needs even dimensions, so
-    odd-sized frames are padded by repeating their last row/column; `size` is the (width, height)
-    actually written. Output is byte-identical for identical frames on the same machine
-    (bitexact muxing, no timestamps; x264 is deterministic for a fixed thread count).
-    On an exception inside the `with` block nothing is left at `path`.
+    Writes H.264 (yuv420p) to .mp4/.mov/.mkv, VP9 (yuv420p) to .webm, an animated GIF that
+    loops forever to .gif, or numbered PNGs (00000.png, ...) when `is_frame_folder_output(path)`
+    (into an existing folder, replacing only the frames timeflies wrote there; see
+    outputs.frame_folder). yuv420p needs even dimensions, so odd-sized frames are padded by
+    repeating their last row/column; `size` is the (width, height) actually written. A GIF's
+    frame delay is whole centiseconds, so `fps` becomes the rate of the nearest delay
+    (25 -> 4 cs = 25 fps, 30 -> 3 cs = 33.3 fps). Output is byte-identical for identical
+    frames on the same machine (bitexact muxing; the encoders are deterministic for a fixed
+    thread count). On an exception inside the `with` block nothing is left at `path`.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: Fraction, crf: int = 18) -> None:
+    def __init__(self, path: str | os.PathLike, fps: Fraction, crf: int | None = None) -> None:
         self.path = Path(path)
-        self.fps = Fraction(fps)
-        self.crf = int(crf)
         self.to_folder = is_frame_folder_output(path)
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (width, height) as written
         self._input_shape: tuple[int, ...] | None = None
         self._container = None
         self._stream = None
-        if self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
-        if not self.to_folder and self.path.suffix.lower() not in _CONTAINER_FORMATS:
+        if Fraction(fps) <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if not self.to_folder and self.path.suffix.lower() not in _OUTPUT_FORMATS:
             raise InputError(f"output '{path}' has unsupported extension '{self.path.suffix}'; "
-                             f"use .mp4 (or .mov, .mkv, or a folder path ending in / for PNGs)")
+                             f"use .mp4 (or .mov, .mkv, .webm, .gif, or a folder path ending in / for PNGs)")
+        self.format, self.codec = ("png", "png") if self.to_folder else _OUTPUT_FORMATS[self.path.suffix.lower()]
+        self.fps = gif_rate(fps) if self.codec == "gif" else Fraction(fps)  # the rate written
+        self.crf = int(DEFAULT_CRF.get(self.codec, 0) if crf is None else crf)
+        check_crf(self.codec, crf)
 
     def __enter__(self) -> VideoWriter:
         self._stack = contextlib.ExitStack()
@@ -339,10 +348,14 @@ class VideoWriter:
             Image.fromarray(np.ascontiguousarray(frame)).save(path)
             self.size = (frame.shape[1], frame.shape[0])
         else:
-            frame = _pad_even(frame)
+            if self.codec != "gif":
+                frame = _pad_even(frame)
             if self._container is None:
                 self._open_video(width=frame.shape[1], height=frame.shape[0])
-            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            if self.codec == "gif":
+                video_frame = av.VideoFrame.from_ndarray(palette_image(frame), format="pal8")
+            else:
+                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             video_frame.pts = self.frames_written  # time_base is 1/fps
             self._container.mux(self._stream.encode(video_frame))
         self.frames_written += 1
@@ -358,21 +371,32 @@ class VideoWriter:
                              f"the first had {self._input_shape}")
 
     def _open_video(self, width: int, height: int) -> None:
-        suffix = self.path.suffix.lower()
         options = {"fflags": "+bitexact"}  # no encoder string / random ids in the file
-        if suffix in (".mp4", ".mov"):
+        if self.format in ("mp4", "mov"):
             options["movflags"] = "+faststart"  # index at the front so the file streams
-        self._container = av.open(str(self._tmp), "w", format=_CONTAINER_FORMATS[suffix],
-                                  options=options)
-        stream = self._container.add_stream(
-            "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": "medium"})
+        if self.format == "gif":
+            options["loop"] = "0"  # loop forever
+        self._container = av.open(str(self._tmp), "w", format=self.format, options=options)
+        if self.codec == "h264":
+            stream = self._container.add_stream(
+                "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": "medium"})
+        elif self.codec == "vp9":
+            # Constant quality (crf with b:v 0); cpu-used 4 with row threads keeps it near
+            # H.264's speed, at a quality still far above the generator's own noise.
+            stream = self._container.add_stream("libvpx-vp9", rate=self.fps, options={
+                "crf": str(self.crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"})
+        else:
+            stream = self._container.add_stream("gif", rate=self.fps)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / self.fps
-        # The RGB->YUV conversion uses BT.601; say so, or players guess BT.709 for HD sizes.
-        context = stream.codec_context
-        context.colorspace = context.color_primaries = context.color_trc = 6  # SMPTE170M
-        context.color_range = 1  # limited ("tv") range
+        if self.codec == "gif":
+            stream.pix_fmt = "pal8"
+        else:
+            stream.pix_fmt = "yuv420p"
+            # The RGB->YUV conversion uses BT.601; say so, or players guess BT.709 for HD sizes.
+            context = stream.codec_context
+            context.colorspace = context.color_primaries = context.color_trc = 6  # SMPTE170M
+            context.color_range = 1  # limited ("tv") range
         self._stream = stream
         self.size = (width, height)
 
@@ -400,3 +424,42 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
     if pad_h or pad_w:
         frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     return frame
+
+
+def output_codec(path: str | os.PathLike) -> str:
+    """"h264", "vp9", "gif" or "png" (a frame folder): what VideoWriter writes to `path`."""
+    if is_frame_folder_output(path):
+        return "png"
+    return _OUTPUT_FORMATS.get(Path(path).suffix.lower(), ("", ""))[1]
+
+
+def check_crf(codec: str, crf: int | None) -> None:
+    """InputError unless `crf` is None or in the codec's range (only H.264 and VP9 take one)."""
+    if crf is not None and codec in _MAX_CRF and not 0 <= crf <= _MAX_CRF[codec]:
+        raise InputError(f"--crf {crf} is out of range for {codec.upper()}; give 0..{_MAX_CRF[codec]} "
+                         f"(default {DEFAULT_CRF[codec]})")
+
+
+def gif_rate(fps: Fraction) -> Fraction:
+    """The frame rate a GIF can hold nearest to `fps`: 100 / its delay in whole centiseconds.
+
+    Delays under 2 cs are played as 10 cs by browsers, so 2 cs (50 fps) is the fastest.
+    """
+    delay = max(2, round(100 / Fraction(fps)))
+    return Fraction(100, delay)
+
+
+def palette_image(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB -> ((H, W) uint8 indices, (256, 4) uint8 ARGB palette) for a GIF frame.
+
+    Each frame gets its own 256-colour palette (median cut with Floyd-Steinberg dithering),
+    since a time-lapse's colours change from day to night; the GIF encoder writes it as the
+    frame's local colour table.
+    """
+    image = Image.fromarray(np.ascontiguousarray(frame)).quantize(
+        256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+    rgb = np.zeros((256, 3), np.uint8)
+    used = np.array(image.getpalette()[:768], np.uint8).reshape(-1, 3)
+    rgb[:len(used)] = used
+    argb = np.concatenate([np.full((256, 1), 255, np.uint8), rgb], axis=1)
+    return np.array(image), argb

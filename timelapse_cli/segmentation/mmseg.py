@@ -139,8 +139,11 @@ class MMSegSegmenter(Segmenter):
         h, w = rgb.shape[:2]
         small = _fit_long_side(rgb[:, :, :3], self.max_side)
         bgr = np.ascontiguousarray(small[:, :, ::-1])  # mmcv convention: BGR input
-        with _quiet():
-            result = inference_model(self.model, bgr)
+        try:
+            with _quiet():
+                result = inference_model(self.model, bgr)
+        except Exception as exc:
+            raise _missing_ops_error(exc, self.config) or exc
         ids = result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64) + 1  # 0..149 -> 1..150
         del result  # drops the (150, h, w) logits before upsampling
         if ids.shape != (h, w):
@@ -178,8 +181,11 @@ def build_model(config: Path, device: str):
     # pretrained init_cfg, so building never downloads anything.
     crop = tuple(cfg.get("crop_size", (512, 512)))
     cfg.model.test_cfg = dict(mode="slide", crop_size=crop, stride=tuple(c * 2 // 3 for c in crop))
-    with _quiet():
-        model = init_model(cfg, None, device)
+    try:
+        with _quiet():
+            model = init_model(cfg, None, device)
+    except Exception as exc:
+        raise _missing_ops_error(exc, config) or exc
     classes = getattr(model.decode_head, "num_classes", None)
     if classes != len(ADE20K_CLASSES):
         raise TimefliesError(f"mmseg config '{config.name}' predicts {classes} classes, not ADE20K's "
@@ -309,6 +315,23 @@ def _quiet():
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
+
+
+def _missing_ops_error(exc: Exception, config: Path) -> TimefliesError | None:
+    """A one-line error if `exc` says mmcv's compiled ops are missing, else None.
+
+    `make install` leaves the ops out (the default SegFormer needs none); mmseg then refuses
+    heads that need one ("Please install onedl-mmcv for CrissCrossAttention ops") and mmcv
+    fails to import its extension module ("No module named 'mmcv._ext'").
+    """
+    text = str(exc)
+    op = re.search(r"for (\w+) ops", text)
+    if not (op or "mmcv._ext" in text):
+        return None
+    what = f"the {op.group(1)} op" if op else "an op"
+    return TimefliesError(f"mmseg config '{config.stem}' needs {what} of mmcv's compiled ops, which "
+                          f"`make install` leaves out; run `make install-mmseg-ops` (about 15 minutes) "
+                          f"or use the default config {DEFAULT_CONFIG}")
 
 
 def _looks_like_torch_save(path: Path) -> bool:
