@@ -26,6 +26,8 @@ from .errors import InputError, TimefliesError
 from .methods import make_method
 from .model import Generator
 from .segmentation.base import sample_indices
+from .sky import plan_sky, resized, sky_class
+from . import retime
 from .runtime import release_memory, resolve_device, tune_allocator
 from .weights import from_pretrained
 
@@ -52,11 +54,15 @@ class AnimateOptions:
     preview: str | Path | None = None          # contact sheet PNG of some frames
     naive: bool = False                        # run the whole generator per frame (slow)
     method: str = "timeflies"                  # or a baseline: still, reinhard, reinhard-class
+    matte: str = "soft"                        # sky border: soft (refined to the photo's edges) or hard
+    motion: str = "auto"                       # auto: move the sky with the reference's clouds; none
+    motion_scale: float = 1.0                  # speed factor of the sky's motion
+    loop: bool = False                         # reference time there and back: a seamless loop
     overwrite: bool = False                    # replace existing outputs (outputs.py says how)
 
 
 # The stages of one call, in the order they run; AnimateResult.stages holds their seconds.
-STAGES = ("decode", "segment", "encode image", "generate", "encode video")
+STAGES = ("decode", "segment", "sky", "encode image", "generate", "encode video")
 
 
 @dataclass
@@ -75,6 +81,7 @@ class AnimateResult:
     warnings: list[str] = field(default_factory=list)
     method: str = "timeflies"
     stages: dict[str, float] = field(default_factory=dict)  # seconds per STAGES entry
+    sky: str = ""              # what was done with the sky (sky.plan_sky's note)
 
     @property
     def generate_fps(self) -> float:
@@ -152,25 +159,41 @@ class Animator:
         info = reader.info
         ref_w, ref_h = images.fit_size(info.width, info.height, None, opts.ref_size)
         with watch("segment"):
-            img_ids, ref_ids, k, labels_from = label_maps(opts, photo, photo_path, reader, (ref_w, ref_h),
-                                                          str(self.device))
+            img_ids, ref_ids, k, labels_from, sky_id = label_maps(opts, photo, photo_path, reader, (ref_w, ref_h),
+                                                                  str(self.device))
             release_memory()  # the segmenter's buffers are done with
 
-        n_out = opts.frames or info.frames
-        sources = _source_indices(n_out, info.frames)
+        n_out = opts.frames or retime.default_frames(info.frames, opts.loop)
+        positions = retime.timeline(n_out, info.frames, opts.loop)
+        clock = retime.motion_clock(positions, opts.loop)
         fps = opts.fps or info.fps
         sheet_at = sample_indices(n_out, 8)
         sheet: list[tuple[int, np.ndarray]] = []
-        batches = watch.timed("decode", batched(windows(reader, sources, (ref_w, ref_h)), opts.batch))
+        image = to_tensor(photo).to(self.device)
+        with watch("sky"):
+            sky = plan_sky(image, torch.from_numpy(img_ids).to(self.device), sky_id,
+                           resized(reader, (ref_w, ref_h)), ref_ids == sky_id if sky_id is not None else None,
+                           clock, matte=opts.matte, motion=opts.motion, motion_scale=opts.motion_scale,
+                           loop=opts.loop)
+        windows = retime.reference_windows(reader, positions, (ref_w, ref_h))
+        batches = watch.timed("decode", batched(windows, opts.batch))
 
         with torch.inference_mode(), video.VideoWriter(target, fps, crf=opts.crf) as writer:
             with watch("encode image"):
-                method.prepare(to_tensor(photo).to(self.device), torch.from_numpy(img_ids).to(self.device),
-                               torch.from_numpy(ref_ids).to(self.device), k)
+                method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k)
             done = 0
             for batch_start, batch in batches:
+                times = clock[batch_start:batch_start + len(batch)]
+                photos = None
+                if sky.motion is not None and method.takes_photos:
+                    with watch("sky"):  # move the photo's sky, then transfer the light onto it
+                        photos = sky.motion.move(image, times)
                 with watch("generate"):
-                    frames = to_uint8(method.generate(batch.to(self.device), batch_start))
+                    out = method.generate(batch.to(self.device), batch_start, photos)
+                if sky.motion is not None and not method.takes_photos:
+                    with watch("sky"):  # a model that draws frames itself: move their sky
+                        out = sky.motion.move(out, times)
+                frames = to_uint8(out)
                 for frame in frames:
                     with watch("encode video"):
                         writer.write(frame)
@@ -196,7 +219,7 @@ class Animator:
         stages = watch.seconds
         return AnimateResult(output, done, out_w, out_h, fps, time.perf_counter() - start,
                              stages["encode image"] + stages["generate"], str(self.device), k, labels_from,
-                             preview, warnings, method.name, dict(stages))
+                             preview, warnings, method.name, dict(stages), sky.note)
 
 
 def animate(image: str | Path, reference: str | Path, output: str | Path, *,
@@ -237,8 +260,9 @@ def _check_output(output: str | Path, image: str | Path, reference: str | Path, 
 
 
 def label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader: "video.FrameReader",
-                ref_size: tuple[int, int], device: str) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """(H, W) and (h, w) int64 id maps on a shared 0..K-1, K, and where they came from.
+                ref_size: tuple[int, int], device: str) -> tuple[np.ndarray, np.ndarray, int, str, int | None]:
+    """(H, W) and (h, w) int64 id maps on a shared 0..K-1, K, where they came from, and the
+    sky's id among 0..K-1 (None: no sky, or label maps whose ids are not the 8 groups).
 
     From --image-seg/--video-seg files when given, else from a segmenter run on the photo
     and the reference (the same one for both), else (segmenter "none") one class.
@@ -253,51 +277,27 @@ def label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader
             raise InputError(f"label maps '{opts.image_seg}' ({img.format}) and '{opts.video_seg}' "
                              f"({ref_map.format}) use different formats; give both in one format")
         img_ids, ref_ids, source = img.ids, ref_map.ids, "label maps"
+        # Single-channel maps as `timeflies segment` writes them hold the 8 groups too.
+        groups = img.format == "groups" or max(img_ids.max(), ref_ids.max()) < len(labels.GROUP_NAMES)
     elif opts.segmenter == "none":
-        return np.zeros(size[::-1], np.int64), np.zeros(ref_size[::-1], np.int64), 1, "none"
+        return np.zeros(size[::-1], np.int64), np.zeros(ref_size[::-1], np.int64), 1, "none", None
     else:
         from .segment import resolve_segmenter, segment_photo, segment_reference
 
         segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, device)
         img_ids, ref_ids = segment_photo(photo, segmenter), segment_reference(reader, segmenter)
-        source = f"{segmenter.name} segmenter"
+        source, groups = f"{segmenter.name} segmenter", True
     img_ids = labels.fit_label_map(img_ids, size, str(opts.image_seg or "segmentation"), str(photo_path))
     ref_ids = labels.fit_label_map(ref_ids, ref_size, str(opts.video_seg or "segmentation"), str(reader.info.path))
+    raw_img = img_ids
     (img_ids, ref_ids), k = labels.unify_ids(img_ids, ref_ids)
-    return img_ids, ref_ids, k, source
-
-
-def _source_indices(n_out: int, n_ref: int) -> list[int]:
-    """The reference frame each output frame is driven by: the identity when n_out == n_ref,
-    else reference time resampled evenly (nearest frame)."""
-    if n_out == n_ref:
-        return list(range(n_ref))
-    if n_out == 1:
-        return [0]
-    return np.rint(np.linspace(0, n_ref - 1, n_out)).astype(int).tolist()
+    sky = sky_class(img_ids, raw_img, labels.GROUP_NAMES.index("sky") if groups else None)
+    return img_ids, ref_ids, k, source, sky
 
 
 def to_tensor(frame: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
     return torch.from_numpy(np.array(frame, dtype=np.float32)).div_(255).permute(2, 0, 1)[None]
-
-
-def windows(reader: "video.FrameReader", sources: list[int], size: tuple[int, int]) -> Iterator[torch.Tensor]:
-    """Stream (9, h, w) windows (F_t-2, F_t-1, F_t) for each output frame's source t.
-
-    Keeps only the last three frames, so memory does not grow with the video's length.
-    """
-    wanted = iter(sources)
-    target = next(wanted, None)
-    recent: list[torch.Tensor] = []
-    for t, frame in enumerate(reader):
-        if target is None:
-            break
-        recent = (recent + [to_tensor(images.resize_image(frame, size))[0]])[-3:]
-        while target == t:
-            padded = [recent[0]] * (3 - len(recent)) + recent  # repeat frame 1 at the start
-            yield torch.cat(padded, 0)
-            target = next(wanted, None)
 
 
 def batched(windows: Iterator[torch.Tensor], batch: int) -> Iterator[tuple[int, torch.Tensor]]:

@@ -25,7 +25,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data, images, labels, metrics, video
-from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8, windows
+from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8
+from .retime import reference_windows
 from .errors import InputError, TimefliesError
 from .methods import METHODS, make_method
 from .model import Generator, GeneratorConfig
@@ -202,7 +203,7 @@ def quality(animator: Animator, image: str, reference: str, opts: BenchmarkOptio
     ref_size = images.fit_size(reader.info.width, reader.info.height, None, opts.ref_size)
     frames = _read(reader, ref_size, opts.max_frames)
     aopts = AnimateOptions(segmenter=opts.segmenter, seg_config=opts.seg_config, seg_checkpoint=opts.seg_checkpoint)
-    img_ids, ref_ids, k, labels_from = label_maps(aopts, photo, Path(image), reader, ref_size, str(device))
+    img_ids, ref_ids, k, labels_from, _ = label_maps(aopts, photo, Path(image), reader, ref_size, str(device))
     real = _clip(frames, device)                                # (N, 3, h, w)
     still = to_tensor(photo).to(device)                         # (1, 3, H, W)
     phi, phi_note = _style_net(animator, opts.vgg)
@@ -321,7 +322,7 @@ def _generate(animator: Animator, name: str, opts: BenchmarkOptions, photo: np.n
     method.prepare(to_tensor(photo).to(device), torch.from_numpy(img_ids).to(device),
                    torch.from_numpy(ref_ids).to(device), k)
     out = []
-    for first, batch in batched(windows(frames, range(len(frames)), ref_size), opts.batch):
+    for first, batch in batched(reference_windows(frames, list(range(len(frames))), ref_size), opts.batch):
         out.append(torch.from_numpy(to_uint8(method.generate(batch.to(device), first))))
     return torch.cat(out).permute(0, 3, 1, 2).float().div_(255).to(device)
 

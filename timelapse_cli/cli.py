@@ -117,7 +117,8 @@ def animate(
     fps: Annotated[Optional[str], typer.Option(
         help="Output frame rate (25, 29.97, 30000/1001). Default: the reference's.")] = None,
     frames: Annotated[Optional[int], typer.Option(
-        help="Number of output frames, resampling the reference in time. Default: one per reference frame.")] = None,
+        help="Number of output frames; the reference is resampled in time, interpolating between its "
+        "frames. Default: one per reference frame.")] = None,
     folder_fps: Annotated[str, typer.Option(help="Frame rate of a reference given as a folder of frames.")] = "25",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
@@ -129,6 +130,15 @@ def animate(
     naive: Annotated[bool, typer.Option(
         help="Run the whole generator for every frame, as the reference code does (slow; for comparison).")] = False,
     method: MethodOpt = "timeflies",
+    motion: Annotated[str, typer.Option(
+        help="auto: move the photo's sky with the reference's clouds (when both have a sky and the "
+        "reference's moves); none: keep the sky still.")] = "auto",
+    motion_scale: Annotated[float, typer.Option(help="Speed of the sky's motion, times the reference's.")] = 1.0,
+    matte: Annotated[str, typer.Option(
+        help="Sky border: soft (refined to the photo's edges, blended) or hard (the label map's).")] = "soft",
+    loop: Annotated[bool, typer.Option(
+        "--loop", help="A seamless loop: reference time runs there and back (2N-2 frames unless --frames), "
+        "clouds keep drifting.")] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -140,7 +150,7 @@ def animate(
                           video_seg=video_seg, segmenter=segmenter, seg_config=seg_config,
                           seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
                           seed=seed, batch=batch, crf=crf, preview=preview, naive=naive, method=method,
-                          overwrite=overwrite)
+                          motion=motion, motion_scale=motion_scale, matte=matte, loop=loop, overwrite=overwrite)
     with _progress(quiet, "Animating") as progress:
         result = Animator(weights, device).animate(image, reference, output, opts, progress)
     for w in result.warnings:
@@ -148,7 +158,8 @@ def animate(
     if not quiet:
         out.print(f"Wrote [bold]{escape(str(result.output))}[/]: {result.frames} frames, "
                   f"{result.width}x{result.height}, {float(result.fps):g} fps, {result.classes} class(es) "
-                  f"from {result.labels_from}, on {result.device}", soft_wrap=True)  # one line, however long the path
+                  f"from {result.labels_from}, on {result.device}; {result.sky}",
+                  soft_wrap=True)  # one line, however long the path
         out.print(f"{result.seconds:.1f} s in all; generation ({result.method}"
                   + (", naive" if naive else "") + f") {result.generate_seconds:.1f} s = "
                   f"{result.generate_fps:.2f} frames/s")

@@ -2,8 +2,11 @@
 
 Every method has the same two calls, so `animate` and `benchmark` drive them alike:
     method.prepare(image (1, 3, H, W), img_labels (H, W), ref_labels (h, w), K)   once
-    method.generate(windows (B, 9, h, w), first) -> (B, 3, H, W) in [0, 1]       per batch
-windows hold the frames (F_t-2, F_t-1, F_t) of output frames first .. first+B-1.
+    method.generate(windows (B, 9, h, w), first, photos) -> (B, 3, H, W) in [0, 1]  per batch
+windows hold the frames (F_t-2, F_t-1, F_t) of output frames first .. first+B-1. img_labels
+may be SoftLabels (soft sky borders). A method that `takes_photos` accepts photos
+(B, 3, H, W): the photo with its sky moved (sky.py), one per frame, to recolour instead of
+the prepared photo; the others draw their frames themselves and animate moves their sky.
 
 Baselines (training-free; the floor the learned model must beat, and fast options):
 - still:          the photo unchanged in every frame;
@@ -27,11 +30,12 @@ CHANNELS_LAST = torch.channels_last
 class Method:
     name = ""
     needs_model = False  # True: the generator weights are loaded
+    takes_photos = True  # generate() recolours per-frame photos given to it
 
     def prepare(self, image: torch.Tensor, img_labels: torch.Tensor, ref_labels: torch.Tensor, k: int) -> None:
         raise NotImplementedError
 
-    def generate(self, windows: torch.Tensor, first: int) -> torch.Tensor:
+    def generate(self, windows: torch.Tensor, first: int, photos: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -43,6 +47,8 @@ class Timeflies(Method):
 
     def __init__(self, model: Generator, seed: int = 0, naive: bool = False) -> None:
         self.model, self.seed, self.naive = model, seed, naive
+        # The affine head recolours a photo: it can recolour a moving one. The RGB head draws.
+        self.takes_photos = model.config.output == "affine" and not naive
 
     def prepare(self, image, img_labels, ref_labels, k):
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
@@ -51,7 +57,7 @@ class Timeflies(Method):
         if not self.naive:
             self.cache = self.model.encode_image(self.image, img_labels, k)
 
-    def generate(self, windows, first):
+    def generate(self, windows, first, photos=None):
         b = windows.shape[0]
         h, w = self.image.shape[-2:]
         z = noise_frames(self.seed, first, b, (h, w), self.model.config.noise_sigma).to(windows.device)
@@ -59,7 +65,7 @@ class Timeflies(Method):
         if self.naive:
             out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows, self.ref_labels, self.k, z)
         else:
-            out = self.model.decode(self.cache, windows, self.ref_labels, z)
+            out = self.model.decode(self.cache, windows, self.ref_labels, z, image=photos)
         return out.clamp(0, 1)
 
 
@@ -69,8 +75,8 @@ class Still(Method):
     def prepare(self, image, img_labels, ref_labels, k):
         self.image = image
 
-    def generate(self, windows, first):
-        return self.image.expand(windows.shape[0], -1, -1, -1)
+    def generate(self, windows, first, photos=None):
+        return photos if photos is not None else self.image.expand(windows.shape[0], -1, -1, -1)
 
 
 class Reinhard(Method):
@@ -92,9 +98,11 @@ class Reinhard(Method):
         self.style_regions = Regions(ref_labels, k, tuple(ref_labels.shape))
         self.stats = class_stats(self.lab, self.regions, LAB_EPS)  # the photo's: once, not per frame
 
-    def generate(self, windows, first):
+    def generate(self, windows, first, photos=None):
         frame = windows[:, 6:9]  # F_t, the newest frame of each window: (B, 3, h, w)
-        return lab_transfer(self.lab, self.regions, frame, self.style_regions, self.stats)
+        # A moved sky keeps the photo's statistics: only its texture has shifted.
+        lab = self.lab if photos is None else rgb_to_lab(photos)
+        return lab_transfer(lab, self.regions, frame, self.style_regions, self.stats)
 
 
 METHODS = {

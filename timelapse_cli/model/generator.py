@@ -70,9 +70,13 @@ class Generator(nn.Module):
             venc.conv2_1.load_state_dict(enc.conv2_1.state_dict())
 
     def decode(self, cache: ImageCache, windows: torch.Tensor, ref_labels: torch.Tensor,
-               noise: torch.Tensor | None) -> torch.Tensor:
+               noise: torch.Tensor | None, image: torch.Tensor | None = None) -> torch.Tensor:
         """windows (B, 9, h, w): 3 reference frames each, in [0, 1]; ref_labels (h, w);
-        noise z (B, 1, H, W) or None -> frames (B, 3, H, W), not clamped."""
+        noise z (B, 1, H, W) or None -> frames (B, 3, H, W), not clamped.
+
+        image (B, 3, H, W), affine head only: recolour these photos (e.g. the photo with its
+        sky moved) instead of the encoded one; the colour matrices still come from the cache.
+        """
         eps = self.config.eps
         relu1_1, relu2_1 = self.video_encoder(windows)
         k = cache.num_classes
@@ -90,6 +94,8 @@ class Generator(nn.Module):
         if self.config.output == "rgb":
             return out
         base = cache.base
+        if image is not None:
+            base = image if self.config.affine_base == "photo" else rgb_to_lab(image)
         if self.config.affine_base == "transfer":  # the newest frame F_t of each window
             base = lab_transfer(base, cache.regions1, windows[:, 6:9], style1, cache.base_stats)
         return apply_affine(smooth(out, self.config.affine_smooth), base)

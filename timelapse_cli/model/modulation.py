@@ -14,16 +14,47 @@ region covers the map, the common one-class case, which then costs no gather at 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 
-class Regions:
-    """A label map resized (nearest) to a feature resolution `size` = (h, w)."""
+@dataclass
+class SoftLabels:
+    """A label map with soft borders: pixel p belongs to class ids[p] with weight 1 - weight[p]
+    and to class other[p] with weight[p]. All (H, W); weight is 0 away from borders, so
+    those pixels are exactly hard-labelled. Per-pixel values gathered from per-class
+    statistics are blended by these weights instead of switching at the border.
+    """
+    ids: torch.Tensor     # (H, W) int64, the hard labels
+    other: torch.Tensor   # (H, W) int64, the second class of a border pixel
+    weight: torch.Tensor  # (H, W) float in [0, 1], the second class's share
 
-    def __init__(self, labels: torch.Tensor, num_classes: int, size: tuple[int, int]) -> None:
-        if tuple(labels.shape) != tuple(size):
-            labels = F.interpolate(labels[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    @property
+    def shape(self) -> torch.Size:
+        return self.ids.shape
+
+    def to(self, device) -> "SoftLabels":
+        return SoftLabels(self.ids.to(device), self.other.to(device), self.weight.to(device))
+
+
+def _resize_ids(ids: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(ids.shape) == tuple(size):
+        return ids
+    return F.interpolate(ids[None, None].float(), size=size, mode="nearest")[0, 0].long()
+
+
+class Regions:
+    """A label map (hard, or SoftLabels) resized to a feature resolution `size` = (h, w).
+
+    Class statistics always use the hard labels; SoftLabels only change `gather`, which
+    blends the two classes of each border pixel.
+    """
+
+    def __init__(self, labels: torch.Tensor | SoftLabels, num_classes: int, size: tuple[int, int]) -> None:
+        soft = labels if isinstance(labels, SoftLabels) else None
+        labels = _resize_ids(soft.ids if soft else labels, size)
         self.size = tuple(size)
         self.num_classes = num_classes
         self.index = torch.where(labels < 0, num_classes, labels).flatten()  # (N,), no class -> K
@@ -32,11 +63,26 @@ class Regions:
         # When one region covers everything, every column equals the global statistics.
         self.single = used[0] if len(used) == 1 else None
         self.onehot = None if self.single is not None else F.one_hot(self.index, num_classes + 1).float()
+        # Border pixels of soft labels: their flat positions, second class and its weight.
+        self.blend = self.blend_index = self.blend_weight = None
+        if soft is not None and self.single is None:
+            weight = soft.weight
+            if tuple(weight.shape) != self.size:
+                weight = F.interpolate(weight[None, None].float(), size=self.size, mode="bilinear",
+                                       align_corners=False)[0, 0]
+            other = _resize_ids(soft.other, self.size).flatten()
+            weight = weight.flatten()
+            self.blend = torch.nonzero(weight > 0).flatten()
+            self.blend_index = torch.where(other < 0, num_classes, other)[self.blend]
+            self.blend_weight = weight[self.blend]
 
     def to(self, device) -> "Regions":
         self.index = self.index.to(device)
         self.counts = self.counts.to(device)
         self.onehot = None if self.onehot is None else self.onehot.to(device)
+        if self.blend is not None:
+            self.blend, self.blend_index = self.blend.to(device), self.blend_index.to(device)
+            self.blend_weight = self.blend_weight.to(device)
         return self
 
     def gather(self, stats: torch.Tensor) -> torch.Tensor:
@@ -47,7 +93,14 @@ class Regions:
         # Rows of a (B, K+1, C) table: each pixel copies C contiguous values, and the
         # (B, h, w, C) result is a channels_last view of (B, C, h, w), the model's layout.
         # (index_select along the last axis of (B, C, K+1) is ~3x slower.)
-        rows = stats.transpose(1, 2).contiguous().index_select(1, self.index)  # (B, h*w, C)
+        table = stats.transpose(1, 2).contiguous()  # (B, K+1, C)
+        rows = table.index_select(1, self.index)  # (B, h*w, C)
+        if self.blend is not None and len(self.blend):
+            # Border pixels: lerp towards their second class (only these few rows are touched).
+            mine = rows.index_select(1, self.blend)
+            other = table.index_select(1, self.blend_index)
+            weight = self.blend_weight.to(rows.dtype)[None, :, None]
+            rows = rows.index_copy(1, self.blend, torch.lerp(mine, other, weight))
         return rows.view(b, *self.size, c).permute(0, 3, 1, 2)
 
 

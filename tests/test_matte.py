@@ -1,0 +1,87 @@
+"""The soft sky matte (matte.py) and soft borders in classwise modulation (SoftLabels)."""
+from __future__ import annotations
+
+import torch
+
+from timelapse_cli.matte import guided_filter, sky_alpha, soft_sky_labels
+from timelapse_cli.model.modulation import Regions, SoftLabels, class_stats
+
+
+def scene(h: int = 64, w: int = 96, border: int = 30, shift: int = 3):
+    """A bright sky over dark ground whose true border is at row `border`, and a hard mask
+    that is `shift` rows too low (the segmenter's error the matte must fix)."""
+    photo = torch.full((1, 3, h, w), 0.1)
+    photo[:, :, :border] = torch.tensor([0.5, 0.7, 0.95])[:, None, None]
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    mask[:border + shift] = True
+    return photo, mask
+
+
+def test_guided_filter_reproduces_a_mask_that_follows_the_guide():
+    photo, _ = scene(shift=0)
+    mask = (photo[:, 2:3] > 0.5).float()
+    coeffs = guided_filter(photo, mask, r=3, eps=1e-4)
+    out = (coeffs[:, :3] * photo).sum(1, keepdim=True) + coeffs[:, 3:]
+    assert torch.allclose(out, mask, atol=0.02)
+
+
+def test_alpha_moves_the_border_to_the_photos_edge():
+    photo, mask = scene(border=30, shift=3)
+    alpha = sky_alpha(photo, mask)
+    # Rows 30..32 are ground in the photo but sky in the hard mask: the matte drops them.
+    assert alpha[:30].min() > 0.9
+    assert alpha[30:33].max() < 0.1
+    # Away from the border it is the hard mask exactly.
+    assert alpha[:15].eq(1).all() and alpha[50:].eq(0).all()
+
+
+def test_alpha_is_the_hard_mask_far_from_any_border():
+    photo = torch.rand(1, 3, 80, 80, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(80, 80, dtype=torch.bool)
+    mask[:40] = True
+    alpha = sky_alpha(photo, mask)
+    assert alpha[:25].eq(1).all() and alpha[55:].eq(0).all()
+    assert ((alpha >= 0) & (alpha <= 1)).all()
+
+
+def test_soft_labels_name_the_other_class_and_its_weight():
+    photo, mask = scene(border=30, shift=3)
+    ids = torch.where(mask, 2, 0)
+    ids[50:, :40] = 1  # a second ground class, far from the sky
+    soft = soft_sky_labels(photo, ids, sky_id=2)
+    assert isinstance(soft, SoftLabels) and torch.equal(soft.ids, ids)
+    # The mislabelled rows: sky by the hard map, ground (class 0) by the matte.
+    assert (soft.other[30:33] == 0).all() and (soft.weight[30:33] > 0.9).all()
+    assert (soft.weight[:15] == 0).all() and (soft.weight[55:] == 0).all()
+
+
+def test_no_sky_or_only_sky_leaves_labels_hard():
+    photo, _ = scene()
+    ids = torch.zeros(64, 96, dtype=torch.long)
+    assert soft_sky_labels(photo, ids, sky_id=5) is ids
+    assert soft_sky_labels(photo, ids, sky_id=0) is ids
+
+
+def test_regions_gather_blends_border_pixels_only():
+    ids = torch.tensor([[0, 0, 1, 1]])
+    other = torch.tensor([[1, 1, 0, 0]])
+    weight = torch.tensor([[0.0, 0.25, 0.5, 0.0]])
+    hard, soft = Regions(ids, 2, (1, 4)), Regions(SoftLabels(ids, other, weight), 2, (1, 4))
+    stats = torch.tensor([[[10.0, 20.0, 15.0]]])  # (B=1, C=1, K+1=3): class 0, class 1, global
+    assert hard.gather(stats).flatten().tolist() == [10, 10, 20, 20]
+    assert soft.gather(stats).flatten().tolist() == [10, 12.5, 15, 20]
+    # Statistics come from the hard labels alone.
+    feat = torch.arange(4.0).view(1, 1, 1, 4)
+    for a, b in zip(class_stats(feat, hard, 1e-5), class_stats(feat, soft, 1e-5)):
+        assert torch.equal(a, b)
+
+
+def test_soft_regions_resize_to_feature_size():
+    ids = torch.zeros(8, 8, dtype=torch.long)
+    ids[:4] = 1
+    weight = torch.zeros(8, 8)
+    weight[3:5] = 0.5
+    regions = Regions(SoftLabels(ids, 1 - ids, weight), 2, (4, 4))
+    out = regions.gather(torch.tensor([[[0.0, 1.0, 0.5]]]))[0, 0]
+    assert out[0].eq(1).all() and out[3].eq(0).all()
+    assert ((out[1:3] > 0) & (out[1:3] < 1)).all()  # the border rows blend

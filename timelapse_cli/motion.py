@@ -1,0 +1,182 @@
+"""Clouds that move with the reference: the reference's sky motion, applied to the photo's sky.
+
+1. `reference_sky_velocity`: dense optical flow (OpenCV's DIS) between consecutive reference
+   frames, read in the reference's sky only. A pair counts only if its sky is bright and
+   textured enough to track (not a night frame) and the flow explains the change (warping
+   by it removes at least a fifth of the frame difference; webcam frames hours apart do
+   not pass). The velocity is the median over the counted pairs of each pair's median sky
+   flow, in units of the frame's long side per reference frame, so it scales to any
+   photo. None when fewer than MIN_PAIRS pairs count or the sky is still.
+2. `SkyMotion`: moves the photo's sky at that velocity. The sky is first extended under
+   the ground and past tall objects (a push-pull fill of the matte-weighted photo), so a
+   displaced sample never picks up a tower. Two copies of it drift with phases half a
+   period apart and are cross-faded (each weighs 0 when it jumps back), the looping
+   scheme of cinemagraphs: the texture never stretches or tears, and after a whole number
+   of periods the sky is where it started. The moved sky is composited through the soft
+   matte, so the ground never moves.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MIN_PAIRS = 2          # pairs with trackable sky needed to trust a velocity
+MIN_SPEED = 0.0005     # long sides per reference frame (0.13 px at 256): slower is "still"
+MIN_SKY = 0.03         # sky share of the reference frame needed to measure anything
+DARK = 0.12            # a sky darker than this (mean, 0..1) is not tracked (night)
+FLAT = 2.0             # a sky whose gray levels vary less than this (std, 0..255) neither
+PERIOD_SHIFT = 0.08    # a period moves the sky this share of the long side (ghosting vs. resets)
+MIN_PERIOD, MAX_PERIOD = 8, 240  # frames
+CLEAR = 3              # pixels between the sky's border and the colours that fill under it
+
+
+@dataclass(frozen=True)
+class SkyVelocity:
+    dx: float    # long sides per reference frame, + = rightwards
+    dy: float    # + = downwards
+    pairs: int   # frame pairs it was measured on
+
+    @property
+    def speed(self) -> float:
+        return math.hypot(self.dx, self.dy)
+
+    @property
+    def degrees(self) -> float:
+        """Direction in image coordinates: 0 = rightwards, 90 = downwards."""
+        return math.degrees(math.atan2(self.dy, self.dx))
+
+
+def reference_sky_velocity(frames: Iterable[np.ndarray], sky: np.ndarray) -> SkyVelocity | None:
+    """The reference's cloud motion from its frames ((h, w, 3) uint8, the size of `sky`) and
+    its sky mask (h, w) bool; None if it cannot be measured or the sky is still."""
+    import cv2
+
+    if sky.mean() < MIN_SKY:
+        return None
+    # Leave out the sky's border: flow there mixes the sky with what stands in front of it.
+    inner = cv2.erode(sky.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if inner.sum() < 64:
+        return None
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    side = max(sky.shape)
+    found, prev = [], None
+    for frame in frames:
+        gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        if prev is not None and _trackable(prev, inner) and _trackable(gray, inner):
+            flow = dis.calc(prev, gray, None)  # (h, w, 2): prev(p) ~ gray(p + flow(p))
+            if _explains(prev, gray, flow, inner):
+                found.append(np.median(flow[inner], axis=0) / side)
+        prev = gray
+    if len(found) < MIN_PAIRS:
+        return None
+    dx, dy = np.median(np.array(found), axis=0).tolist()
+    velocity = SkyVelocity(dx, dy, len(found))
+    return velocity if velocity.speed >= MIN_SPEED else None
+
+
+def _trackable(gray: np.ndarray, inner: np.ndarray) -> bool:
+    values = gray[inner]
+    return values.mean() >= DARK * 255 and values.std() >= FLAT
+
+
+def _explains(prev: np.ndarray, gray: np.ndarray, flow: np.ndarray, inner: np.ndarray) -> bool:
+    """True if warping `gray` back by `flow` matches `prev` clearly better than `gray` does."""
+    import cv2
+
+    h, w = prev.shape
+    grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).astype(np.float32) + flow
+    warped = cv2.remap(gray, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    before = np.abs(gray.astype(np.float32) - prev)[inner].mean()
+    after = np.abs(warped.astype(np.float32) - prev)[inner].mean()
+    return after < 0.8 * before
+
+
+def loop_period(step: float, total: float | None = None) -> float:
+    """Clock units per period of the two-phase loop, for a sky that moves `step` long sides
+    per clock unit: long enough that the jumps back are rare, short enough that the two
+    cross-faded copies stay close (PERIOD_SHIFT). With `total` (the clock's whole run in a
+    seamless loop) a whole number of periods fits it exactly."""
+    period = min(max(PERIOD_SHIFT / max(step, 1e-9), MIN_PERIOD), MAX_PERIOD)
+    if total:
+        period = total / max(1, round(total / period))
+    return period
+
+
+def fill_sky(image: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The sky of image (B, 3, H, W) extended over the rest: a push-pull fill of the
+    alpha-weighted (H, W) image. Sky pixels (alpha 1) keep their colour; elsewhere colours
+    come from the nearest sky, smoothly."""
+    weight = alpha[None, None].to(image.dtype)
+    levels = []
+    x, w = image * weight, weight
+    while min(x.shape[-2:]) > 1:
+        levels.append((x, w))
+        x = F.avg_pool2d(x, 2, ceil_mode=True)
+        w = F.avg_pool2d(w, 2, ceil_mode=True)
+    colour = x / w.clamp(min=1e-6)
+    for x, w in reversed(levels):
+        up = F.interpolate(colour, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        sure = (w * 4).clamp(max=1)  # a block a quarter sky already trusts its own mean
+        colour = sure * (x / w.clamp(min=1e-6)) + (1 - sure) * up
+    return colour
+
+
+class SkyMotion:
+    """Moves the sky of frames (B, 3, H, W) by `step` = (dx, dy) pixels per clock unit (a
+    reference frame; see retime.motion_clock), looping every `period` units."""
+
+    def __init__(self, alpha: torch.Tensor, step: tuple[float, float], period: float) -> None:
+        self.alpha = alpha            # (H, W) soft sky matte of the photo
+        # The plate is filled from sure sky only, a few pixels clear of the border: a
+        # border pixel's colour is part ground, and would drift into the sky as a stripe.
+        sure = (alpha >= 0.98).to(alpha.dtype)[None, None]
+        self.source = 1 - F.max_pool2d(1 - sure, 2 * CLEAR + 1, stride=1, padding=CLEAR)[0, 0]
+        self.step = step              # pixels per clock unit
+        self.period = float(period)   # clock units per loop period
+        h, w = alpha.shape
+        ys, xs = torch.meshgrid(torch.arange(h, dtype=alpha.dtype, device=alpha.device),
+                                torch.arange(w, dtype=alpha.dtype, device=alpha.device), indexing="ij")
+        self._pixels = torch.stack([xs, ys], -1)  # (H, W, 2) pixel centres
+        self._plate_of = self._plate = None
+
+    def shifts(self, t: float) -> list[tuple[float, float, float]]:
+        """(dx, dy, weight) of the two copies at clock time t (weights sum to 1)."""
+        out = []
+        for offset in (0.0, 0.5):
+            phase = (t / self.period + offset) % 1.0
+            age = phase * self.period  # clock units since this copy jumped back
+            out.append((self.step[0] * age, self.step[1] * age))
+        # Each copy weighs 0 when it jumps back and 1 half a period later, linearly: both
+        # copies always drift the same way, so the blend drifts too (a faster cross-fade
+        # reads as a jump back).
+        a = 1.0 - abs(2.0 * ((t / self.period) % 1.0) - 1.0)
+        return [(*out[0], a), (*out[1], 1.0 - a)]
+
+    def move(self, images: torch.Tensor, times: list[float]) -> torch.Tensor:
+        """images (1 or B, 3, H, W), one clock time per output frame -> (B, 3, H, W), sky moved."""
+        if images.shape[0] == 1 and self._plate_of is images:
+            plate = self._plate  # the same photo every batch: fill once
+        else:
+            plate = fill_sky(images, self.source)
+            if images.shape[0] == 1:
+                self._plate_of, self._plate = images, plate
+        h, w = self.alpha.shape
+        scale = torch.tensor([2.0 / w, 2.0 / h], dtype=images.dtype, device=images.device)
+        grids, weights = [], []
+        for t in times:
+            for dx, dy, weight in self.shifts(t):
+                shift = torch.tensor([dx, dy], dtype=images.dtype, device=images.device)
+                grids.append((self._pixels + 0.5 - shift) * scale - 1)  # sample where the sky came from
+                weights.append(weight)
+        b = len(times)
+        source = plate.expand(2 * b, -1, -1, -1) if plate.shape[0] == 1 else plate.repeat_interleave(2, 0)
+        moved = F.grid_sample(source, torch.stack(grids), mode="bilinear", padding_mode="reflection",
+                              align_corners=False)                          # (2B, 3, H, W)
+        weights = torch.tensor(weights, dtype=images.dtype, device=images.device).view(b, 2, 1, 1, 1)
+        sky = (moved.view(b, 2, 3, h, w) * weights).sum(1)
+        return torch.lerp(images.expand(b, -1, -1, -1), sky, self.alpha.to(images.dtype))

@@ -1,0 +1,89 @@
+"""The sky of an animation: soft borders (matte.py) and clouds that move (motion.py).
+
+`plan_sky` decides, once per run, what animate does with the photo's sky and says so in
+one phrase for the summary line:
+  - the photo's labels get a soft sky border (matte "soft", the default) so classwise
+    modulation blends sky and ground at the border instead of switching;
+  - if the photo has sky and the reference's sky moves (and motion is not "none"), a
+    SkyMotion moves the photo's sky with the reference's clouds, scaled to the photo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from . import images
+from .errors import TimefliesError
+from .matte import soft_sky_labels
+from .model.modulation import SoftLabels
+from .motion import SkyMotion, loop_period, reference_sky_velocity
+
+MATTES = ("soft", "hard")
+MOTIONS = ("auto", "none")
+
+
+@dataclass
+class SkyPlan:
+    labels: torch.Tensor | SoftLabels  # the photo's labels for classwise modulation
+    motion: SkyMotion | None           # moves the sky, or None
+    note: str                          # what was done, for the summary line
+
+
+def plan_sky(photo: torch.Tensor, img_labels: torch.Tensor, sky_id: int | None,
+             ref_frames: Iterable[np.ndarray], ref_sky: np.ndarray | None, clock: list[float], *,
+             matte: str = "soft", motion: str = "auto", motion_scale: float = 1.0,
+             loop: bool = False) -> SkyPlan:
+    """photo (1, 3, H, W) in [0, 1]; img_labels (H, W) on 0..K-1 with the sky `sky_id` (None:
+    no known sky class); ref_frames: the reference's frames at the size of ref_sky (h, w)
+    bool, read only if motion is measured; clock: retime.motion_clock of the output frames."""
+    if matte not in MATTES:
+        raise TimefliesError(f"unknown --matte '{matte}'; use {' or '.join(MATTES)}")
+    if motion not in MOTIONS:
+        raise TimefliesError(f"unknown --motion '{motion}'; use {' or '.join(MOTIONS)}")
+    if not motion_scale >= 0:
+        raise TimefliesError(f"--motion-scale must be 0 or more, got {motion_scale}")
+    sky = None if sky_id is None else img_labels == sky_id
+    if sky is None or not sky.any() or sky.all():
+        return SkyPlan(img_labels, None, "no sky border in the photo" if sky is not None and sky.all()
+                       else "no sky in the photo")
+    labels = soft_sky_labels(photo, img_labels, sky_id) if matte == "soft" else img_labels
+    border = f"{matte} sky border"
+    if motion == "none" or motion_scale == 0:
+        return SkyPlan(labels, None, f"{border}, sky still (--motion none)" if motion == "none"
+                       else f"{border}, sky still (--motion-scale 0)")
+    velocity = None if ref_sky is None else reference_sky_velocity(ref_frames, ref_sky)
+    if velocity is None:
+        return SkyPlan(labels, None, f"{border}, sky still (no cloud motion found in the reference's sky)")
+    h, w = img_labels.shape
+    side = max(h, w) * motion_scale
+    step = (velocity.dx * side, velocity.dy * side)  # photo pixels per reference frame
+    travel = (clock[1] - clock[0]) * len(clock) if loop and len(clock) > 1 else None  # the loop's whole clock
+    period = loop_period(velocity.speed * motion_scale, travel)
+    alpha = labels_alpha(labels, sky)
+    per_frame = velocity.speed * side * (abs(clock[1] - clock[0]) if len(clock) > 1 else 1.0)
+    return SkyPlan(labels, SkyMotion(alpha, step, period),
+                   f"{border}, clouds moving {per_frame:.2f} px/frame towards {velocity.degrees:.0f}° "
+                   f"(from {velocity.pairs} reference frame pairs)")
+
+
+def labels_alpha(labels: torch.Tensor | SoftLabels, sky: torch.Tensor) -> torch.Tensor:
+    """The sky's weight per pixel (H, W) implied by the labels (hard: 0 or 1)."""
+    if isinstance(labels, SoftLabels):
+        return torch.where(sky, 1 - labels.weight, labels.weight)
+    return sky.float()
+
+
+def sky_class(img_ids: np.ndarray, raw_ids: np.ndarray, raw_sky: int | None) -> int | None:
+    """The sky's id after labels.unify_ids, from the photo's map before (raw) and after."""
+    if raw_sky is None:
+        return None
+    hit = raw_ids == raw_sky
+    return int(img_ids[hit][0]) if hit.any() else None
+
+
+def resized(frames: Iterable[np.ndarray], size: tuple[int, int]) -> Iterable[np.ndarray]:
+    for frame in frames:
+        yield images.resize_image(frame, size)
