@@ -54,6 +54,7 @@ class BenchmarkOptions:
     size: int = 256                  # long side for quality and evaluation
     stage_size: int = 512            # long side of the photo in the stage breakdown
     eval_dir: str | None = None
+    borders_dir: str | None = None   # the shared data folder: border-band errors (borders.py)
     sequences: str = "*"             # name pattern of the sequences to evaluate
     max_frames: int | None = None    # cap on frames per sequence / reference
     vgg: str | None = None           # ImageNet VGG-19 for the Gram distance
@@ -70,6 +71,7 @@ class BenchmarkResult:
     stages: dict | None = None
     quality: dict | None = None
     evaluation: dict | None = None
+    borders: list[dict] | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -100,6 +102,13 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
             result.quality = quality(animator, opts.image, opts.reference, opts, ticker)
         if opts.eval_dir:
             result.evaluation = evaluate(animator, opts.eval_dir, opts, ticker, sequences)
+        if opts.borders_dir:
+            from . import borders
+
+            methods = tuple(m for m in opts.methods if m not in ("still", "reinhard"))  # no classes, no border
+            result.borders = borders.evaluate(animator, opts.borders_dir, methods, ref_size=opts.ref_size,
+                                              max_frames=opts.max_frames or 16, batch=opts.batch,
+                                              seed=opts.seed, tick=ticker)
     return result
 
 
@@ -361,4 +370,8 @@ def _work_units(opts: BenchmarkOptions, sequences: int) -> int:
         units += 1 + len(opts.methods)
     if opts.eval_dir:
         units += sequences * len(opts.methods)
+    if opts.borders_dir:
+        from .borders import PHOTOS
+
+        units += len(PHOTOS) * sum(1 for m in opts.methods if m not in ("still", "reinhard"))
     return units

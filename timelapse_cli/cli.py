@@ -332,6 +332,9 @@ def benchmark(
     eval_dir: Annotated[Optional[Path], typer.Option(
         "--eval", help="Folder of time-lapse sequences for the held-out check (I = flipped mean frame, "
         "target = flipped frames).", show_default=False)] = None,
+    borders: Annotated[Optional[Path], typer.Option(
+        help="The shared data folder: error at the sky border of photos with hand-drawn masks, hard "
+        "vs soft border (borders.py).", show_default=False)] = None,
     sequences: Annotated[str, typer.Option(
         help="Only the --eval sequences whose name matches this pattern (comma-separated: any of them).")] = "*",
     split: Annotated[Optional[str], typer.Option(
@@ -369,18 +372,19 @@ def benchmark(
         from .recipe import split_patterns
         sequences = split_patterns(split)
     sizes = _resolutions([*(res or []), *ctx.args])
-    if not sizes and image is None and eval_dir is None:
+    if not sizes and image is None and eval_dir is None and borders is None:
         sizes = [256]
     opts = BenchmarkOptions(
         res=sizes, frames=frames, repeats=repeats, batch=batch, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         image=str(image) if image else None, reference=str(reference) if reference else None, size=size,
         stage_size=stage_size, eval_dir=str(eval_dir) if eval_dir else None, sequences=sequences,
+        borders_dir=str(borders) if borders else None,
         max_frames=max_frames, vgg=str(vgg) if vgg else None, segmenter=segmenter, seg_config=seg_config,
         seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed)
     # Before the run, not after minutes of it: the outputs must not destroy an input or an
     # existing file, and their folders must take files.
     outputs.check_outputs({"--json": json_file, "--plot": plot_file}, {
-        "--image": image, "--reference": reference, "--eval": eval_dir, "--vgg": vgg, "--weights": weights,
+        "--image": image, "--reference": reference, "--eval": eval_dir, "--borders": borders, "--vgg": vgg, "--weights": weights,
         "--checkpoint": seg_checkpoint, "--config": seg_config})
     for option, path, suffix in (("--json", json_file, ".json"), ("--plot", plot_file, ".png")):
         if path:

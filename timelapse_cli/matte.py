@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from .model.modulation import SoftLabels
 
 WORK_SIDE = 384   # working resolution of the filter (long side)
-RADIUS = 8        # window radius, working pixels
-EPS = 1e-3        # regularisation: larger gives a smoother, less edge-following alpha
+RADIUS = 4        # window radius, working pixels
+EPS = 1e-4        # regularisation: larger gives a smoother, less edge-following alpha
 UNSURE = 3        # the hard border may be this far off (working pixels): not fitted
 BAND = 6          # alpha may differ from the hard mask only this close to its border
 

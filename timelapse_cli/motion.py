@@ -12,8 +12,10 @@
    displaced sample never picks up a tower. Two copies of it drift with phases half a
    period apart and are cross-faded (each weighs 0 when it jumps back), the looping
    scheme of cinemagraphs: the texture never stretches or tears, and after a whole number
-   of periods the sky is where it started. The moved sky is composited through the soft
-   matte, so the ground never moves.
+   of periods the sky is where it started. Speed falls off towards the horizon (far
+   clouds move slowly), so nothing rises from under it. The moving sky replaces the still
+   one by the soft matte, so the ground never moves; thin dark things in the sky (wires,
+   birds) stay where they are.
 """
 from __future__ import annotations
 
@@ -33,6 +35,10 @@ FLAT = 2.0             # a sky whose gray levels vary less than this (std, 0..25
 PERIOD_SHIFT = 0.08    # a period moves the sky this share of the long side (ghosting vs. resets)
 MIN_PERIOD, MAX_PERIOD = 8, 240  # frames
 CLEAR = 3              # pixels between the sky's border and the colours that fill under it
+RAMP = 0.25            # share of the height over which the speed rises from the horizon
+THIN = 0.012           # things narrower than this share of the long side and
+DARKER = 0.06          # darker than their surroundings by this much (0..1)
+HALF = 0.5             # and under this share of their brightness stay still
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,40 @@ def fill_sky(image: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return colour
 
 
+def thin_objects(photo: torch.Tensor) -> torch.Tensor:
+    """(H, W) float mask of thin dark things in photo (1, 3, H, W): wires, birds, antennas
+    and twigs against the sky, which a segmenter leaves in the sky but must not drift with
+    the clouds. A black top-hat (closing minus the image) of the luma, with a structuring
+    element THIN of the long side: what is darker than its surroundings and narrower than
+    that, and under half as bright. Wide dark clouds are not thin; blue gaps between white
+    clouds are not that dark."""
+    luma = (photo * torch.tensor([0.299, 0.587, 0.114], dtype=photo.dtype, device=photo.device)[:, None, None]).sum(1, keepdim=True)
+    r = max(1, round(THIN * max(photo.shape[-2:]) / 2))
+    k = 2 * r + 1
+    closed = -F.max_pool2d(-F.max_pool2d(luma, k, 1, r), k, 1, r)  # dilate, then erode
+    # Under half as bright as around them: a wire or a bird, not the blue between clouds.
+    found = (((closed - luma) > DARKER) & (luma < HALF * closed)).to(photo.dtype)
+    return F.max_pool2d(found, 3, 1, 1)[0, 0]  # and a pixel around them
+
+
+def horizon_ramp(alpha: torch.Tensor) -> torch.Tensor:
+    """(H, 1) speed factor per row: 0 at and below the horizon, rising smoothly to 1 over
+    RAMP of the height above it. Clouds near the horizon are far away and move slowly; and
+    nothing from below the horizon (the fill, a hazy strip of land taken for sky) ever
+    rises into the sky. The horizon is the row above which 90% of the columns are sky-free
+    no more: the 90th percentile of the columns' lowest sky row, so towers do not lift it."""
+    h, w = alpha.shape
+    rows = torch.arange(h, dtype=alpha.dtype, device=alpha.device)
+    sky = alpha > 0.5
+    lowest = torch.where(sky, rows[:, None], torch.full_like(alpha, -1)).amax(0)  # (W,), -1: no sky
+    lowest = lowest[lowest >= 0]
+    if lowest.numel() == 0:
+        return torch.zeros(h, 1, dtype=alpha.dtype, device=alpha.device)
+    horizon = torch.quantile(lowest, 0.9)
+    x = ((horizon - rows) / max(1.0, RAMP * h)).clamp(0, 1)
+    return (x * x * (3 - 2 * x))[:, None]
+
+
 class SkyMotion:
     """Moves the sky of frames (B, 3, H, W) by `step` = (dx, dy) pixels per clock unit (a
     reference frame; see retime.motion_clock), looping every `period` units."""
@@ -139,6 +179,11 @@ class SkyMotion:
         self.step = step              # pixels per clock unit
         self.period = float(period)   # clock units per loop period
         h, w = alpha.shape
+        self.ramp = horizon_ramp(alpha)  # (H, 1): full speed high up, none at the horizon
+        # Where the sky does not move (at the horizon) the frame stays the image itself, not
+        # the plate (whose fill replaces what is not sure sky): composite by alpha times a
+        # steeper ramp.
+        self.weight = alpha * (self.ramp * 4).clamp(max=1)
         ys, xs = torch.meshgrid(torch.arange(h, dtype=alpha.dtype, device=alpha.device),
                                 torch.arange(w, dtype=alpha.dtype, device=alpha.device), indexing="ij")
         self._pixels = torch.stack([xs, ys], -1)  # (H, W, 2) pixel centres
@@ -171,7 +216,7 @@ class SkyMotion:
         for t in times:
             for dx, dy, weight in self.shifts(t):
                 shift = torch.tensor([dx, dy], dtype=images.dtype, device=images.device)
-                grids.append((self._pixels + 0.5 - shift) * scale - 1)  # sample where the sky came from
+                grids.append((self._pixels + 0.5 - shift * self.ramp[..., None]) * scale - 1)  # where it came from
                 weights.append(weight)
         b = len(times)
         source = plate.expand(2 * b, -1, -1, -1) if plate.shape[0] == 1 else plate.repeat_interleave(2, 0)
@@ -179,4 +224,7 @@ class SkyMotion:
                               align_corners=False)                          # (2B, 3, H, W)
         weights = torch.tensor(weights, dtype=images.dtype, device=images.device).view(b, 2, 1, 1, 1)
         sky = (moved.view(b, 2, 3, h, w) * weights).sum(1)
-        return torch.lerp(images.expand(b, -1, -1, -1), sky, self.alpha.to(images.dtype))
+        # Swap the still sky for the moving one by the matte: at a border pixel, which is
+        # alpha sky + (1 - alpha) tree, only the sky's share changes (a plain blend of the
+        # image and the moving sky would paint the tree's share over with sky: bright rims).
+        return (images + self.weight.to(images.dtype) * (sky - plate)).clamp(0, 1)

@@ -22,6 +22,8 @@ def tables(result: BenchmarkResult) -> list[Table]:
         out.append(_quality_table(result.quality))
     if result.evaluation:
         out += _eval_tables(result.evaluation)
+    if result.borders:
+        out.append(_borders_table(result.borders))
     return out
 
 
@@ -79,7 +81,8 @@ def _eval_tables(ev: dict) -> list[Table]:
     cols = ("PSNR", "SSIM", "E_tmp", "sigma_tmp")
     per = _table(f"Held-out check on {ev['data']}: I = flipped mean frame, target = flipped frames",
                  "higher PSNR/SSIM is better; still = output I, the floor; sigma_tmp compares each "
-                 "method's change with the target's", "sequence", "method", *cols)
+                 "method's change with the target's; sky motion off (the target's clouds are not the "
+                 "mean frame's), hard sky borders", "sequence", "method", *cols)
     for s in ev["sequences"]:
         for i, r in enumerate(s["rows"]):
             name = f"{s['sequence']} ({s['frames']})" if i == 0 else ""
@@ -89,6 +92,20 @@ def _eval_tables(ev: dict) -> list[Table]:
     for r in ev["mean"]:
         mean.add_row(r["method"], *(_num(r[c.lower()]) for c in cols))
     return [per, mean]
+
+
+def _borders_table(rows: list[dict]) -> Table:
+    from .borders import BAND, REFERENCE
+
+    t = _table(f"Sky borders: error against the hand-drawn border, with {Path(REFERENCE).name}",
+               f"mean |output - output with the hand-drawn sky| (0..255) in a band of +-{BAND} px around "
+               "the hand-drawn border and elsewhere; hard: the built-in segmenter's map, soft: with the "
+               "sky matte (animate's default); IoU: the map's sky against the hand-drawn one",
+               "photo", "method", "sky IoU", "band hard", "band soft", "rest hard", "rest soft")
+    for r in rows:
+        t.add_row(r["photo"], r["method"], _num(r["sky_iou"]), _num(r["band_hard"]), _num(r["band_soft"]),
+                  _num(r["interior_hard"]), _num(r["interior_soft"]))
+    return t
 
 
 def _table(title: str, caption: str | None, *columns: str) -> Table:

@@ -19,7 +19,7 @@ from . import images
 from .errors import TimefliesError
 from .matte import soft_sky_labels
 from .model.modulation import SoftLabels
-from .motion import SkyMotion, loop_period, reference_sky_velocity
+from .motion import SkyMotion, loop_period, reference_sky_velocity, thin_objects
 
 MATTES = ("soft", "hard")
 MOTIONS = ("auto", "none")
@@ -62,7 +62,7 @@ def plan_sky(photo: torch.Tensor, img_labels: torch.Tensor, sky_id: int | None,
     step = (velocity.dx * side, velocity.dy * side)  # photo pixels per reference frame
     travel = (clock[1] - clock[0]) * len(clock) if loop and len(clock) > 1 else None  # the loop's whole clock
     period = loop_period(velocity.speed * motion_scale, travel)
-    alpha = labels_alpha(labels, sky)
+    alpha = labels_alpha(labels, sky) * (1 - thin_objects(photo))  # wires and birds stay put
     per_frame = velocity.speed * side * (abs(clock[1] - clock[0]) if len(clock) > 1 else 1.0)
     return SkyPlan(labels, SkyMotion(alpha, step, period),
                    f"{border}, clouds moving {per_frame:.2f} px/frame towards {velocity.degrees:.0f}° "
