@@ -113,7 +113,7 @@ def test_quality_on_a_pair(animator, tmp_path):
     assert rows["reinhard"]["gram"] < rows["still"]["gram"]
     for r in q["rows"][1:]:
         assert len(r["ssim_per_frame"]) == len(r["gram_per_frame"]) == 4
-    assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None))())) == 1
+    assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None, borders=None))())) == 1
 
 
 def test_quality_gram_distance_on_imported_vgg(animator, tmp_path):
@@ -181,6 +181,8 @@ def test_cli_real_eval_and_pair(tiny_weights, tmp_path):
     r = json.loads((tmp_path / "r.json").read_text())
     assert [s["sequence"] for s in r["evaluation"]["sequences"]] == ["sky-clip-00", "sky-clip-01"]
     assert r["stages"]["frames"] == 6 and set(r["stages"]["stages"]) == {
-        "decode", "segment", "encode image", "generate", "encode video"}
+        "decode", "segment", "sky", "encode image", "generate", "encode video"}
+    # The stage run is animate's own: with motion, and the output's flow measured.
+    assert r["stages"]["sky"] and set(r["stages"]["motion"]) >= {"sky_degrees", "sky_speed", "ground_speed"}
     assert sum(r["stages"]["stages"].values()) <= r["stages"]["seconds"] * 1.01
     assert r["quality"]["frames"] == 6

@@ -348,6 +348,12 @@ def _(tmp, out, weights):
         ("--crf 70", "VP9", "0..63")
 
 
+@bad_case("unknown-motion")
+def _(tmp, out, weights):
+    return [tmp / "nophoto.jpg", tmp / "noref.mp4", "-o", out / "o.mp4", "--motion", "fast", "--weights", weights], \
+        ("--motion 'fast'", "auto or none")
+
+
 @pytest.fixture(scope="module")
 def bad_runs(tiny_weights, tmp_path_factory) -> dict:
     """name -> (CompletedProcess, words the message must hold, output directory)."""

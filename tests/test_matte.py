@@ -85,3 +85,39 @@ def test_soft_regions_resize_to_feature_size():
     out = regions.gather(torch.tensor([[[0.0, 1.0, 0.5]]]))[0, 0]
     assert out[0].eq(1).all() and out[3].eq(0).all()
     assert ((out[1:3] > 0) & (out[1:3] < 1)).all()  # the border rows blend
+
+
+# ---------------------------------------------------------------- benchmark --borders (borders.py)
+
+
+def test_border_band_and_hand_mask(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from timelapse_cli.borders import border_band, hand_sky
+
+    sky = np.zeros((20, 20), bool)
+    sky[:10] = True
+    band = border_band(sky, width=2)
+    assert band[8:12].all() and not band[:7].any() and not band[13:].any()
+    # A hand mask: black sky, red ground, one anti-aliased row between them.
+    mask = np.zeros((20, 30, 3), np.uint8)
+    mask[10:, :, 0] = 255
+    mask[10, :, 0] = 100
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    got = hand_sky(tmp_path / "m.png", ((0, 0, 0),), (15, 10))  # resized to 15x10
+    assert got.shape == (10, 15) and got[:5].all() and not got[5:].any()
+
+
+def test_soft_border_lowers_the_band_error_on_real_photos():
+    """On in46 (a hand-drawn horizon over grass) the soft matte's band error is lower."""
+    from conftest import needs_data
+    from timelapse_cli.animate import Animator
+    from timelapse_cli.borders import evaluate
+
+    data = needs_data("stills", "dpst", "in46.jpg").parents[2]
+    rows = evaluate(Animator(None, "cpu"), data, ("reinhard-class",), max_side=384, max_frames=4)
+    assert len(rows) == 5
+    in46 = next(r for r in rows if r["photo"] == "in46")
+    assert in46["band_soft"] < 0.9 * in46["band_hard"]
+    assert all(r["interior_soft"] < r["band_soft"] for r in rows)  # the error is at the border

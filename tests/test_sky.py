@@ -19,7 +19,7 @@ from timelapse_cli import retime
 from timelapse_cli.animate import AnimateOptions, Animator
 from timelapse_cli.labels import encode_groups_rgb
 from timelapse_cli.metrics import e_tmp
-from timelapse_cli.motion import SkyMotion, fill_sky, loop_period, reference_sky_velocity
+from timelapse_cli.motion import SkyMotion, fill_sky, loop_period, mean_flow, reference_sky_velocity
 from timelapse_cli.video import FrameReader
 
 SKY, GROUND = 5, 2
@@ -79,17 +79,6 @@ def run(scene: dict, out: Path, method: str = "reinhard-class", weights=None, **
         AnimateOptions(image_seg=scene["image_seg"], video_seg=scene["video_seg"], method=method, **options))
     frames = np.stack(list(FrameReader(out))) if out.is_dir() else None
     return result, frames
-
-
-def mean_flow(frames: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
-    """Mean flow vector over `mask` and mean flow magnitude, over consecutive frame pairs."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    vectors, lengths = [], []
-    for a, b in zip(frames, frames[1:]):
-        flow = dis.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
-        vectors.append(flow[mask].mean(0))
-        lengths.append(np.linalg.norm(flow[mask], axis=1).mean())
-    return np.mean(vectors, 0), float(np.mean(lengths))
 
 
 def angle(v) -> float:
@@ -157,8 +146,8 @@ def test_photo_sky_follows_the_reference_and_ground_stays(method, tmp_path, tiny
     h = frames.shape[1]
     rows = np.arange(h)[:, None] * np.ones((1, frames.shape[2]))
     sky, ground = rows < h // 2 - 6, rows > h // 2 + 6
-    vector, _ = mean_flow(frames, sky)
-    _, ground_speed = mean_flow(frames, ground)
+    vector, _ = mean_flow(list(frames), sky)
+    _, ground_speed = mean_flow(list(frames), ground)
     reference = angle((1.0, -0.4))
     assert abs((angle(vector) - reference + 180) % 360 - 180) < 35
     assert np.hypot(*vector) >= 0.3

@@ -26,7 +26,7 @@ from .errors import InputError, TimefliesError
 from .methods import make_method
 from .model import Generator
 from .segmentation.base import sample_indices
-from .sky import plan_sky, resized, sky_class
+from .sky import check_options, plan_sky, resized, sky_class
 from . import retime
 from .runtime import release_memory, resolve_device, tune_allocator
 from .weights import from_pretrained
@@ -256,6 +256,7 @@ def _check_output(output: str | Path, image: str | Path, reference: str | Path, 
     if opts.batch < 1:
         raise TimefliesError("--batch must be at least 1")
     video.check_crf(video.output_codec(output), opts.crf)
+    check_options(opts.matte, opts.motion, opts.motion_scale)
     return output
 
 

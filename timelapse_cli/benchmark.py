@@ -11,6 +11,7 @@ Four independent parts, each run when asked for:
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -194,8 +195,32 @@ def stages(animator: Animator, image: str, reference: str, opts: BenchmarkOption
                                seg_config=opts.seg_config, seg_checkpoint=opts.seg_checkpoint,
                                seed=opts.seed, batch=opts.batch, frames=opts.max_frames)
         r = animator.animate(image, reference, Path(tmp) / "out.mp4", aopts)
+        motion = _motion(animator, image, list(video.FrameReader(Path(tmp) / "out.mp4")), opts)
     return dict(image=str(image), reference=str(reference), frames=r.frames, width=r.width, height=r.height,
-                seconds=r.seconds, labels_from=r.labels_from, stages=r.stages)
+                seconds=r.seconds, labels_from=r.labels_from, stages=r.stages, sky=r.sky, motion=motion)
+
+
+def _motion(animator: Animator, image: str, frames: list[np.ndarray], opts: BenchmarkOptions) -> dict | None:
+    """Mean optical flow of the output in the photo's sky and on its ground (each shrunk by
+    4 px from their border), px per frame; None if the photo has no sky or no ground."""
+    from scipy import ndimage
+
+    from .motion import mean_flow
+    from .segment import resolve_segmenter, segment_photo
+
+    if opts.segmenter == "none":
+        return None  # one class: no sky to look at
+    h, w = frames[0].shape[:2]
+    photo = images.resize_image(images.load_image(image), (w, h))
+    segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, str(animator.device))
+    sky = segment_photo(photo, segmenter) == labels.GROUP_NAMES.index("sky")
+    inner_sky, inner_ground = ndimage.binary_erosion(sky, iterations=4), ndimage.binary_erosion(~sky, iterations=4)
+    if not inner_sky.any() or not inner_ground.any():
+        return None
+    (dx, dy), _ = mean_flow(frames, inner_sky)
+    _, ground = mean_flow(frames, inner_ground)
+    return dict(sky_dx=dx, sky_dy=dy, sky_speed=math.hypot(dx, dy), sky_degrees=math.degrees(math.atan2(dy, dx)),
+                ground_speed=ground)
 
 
 # --------------------------------------------------------------------------- quality

@@ -85,6 +85,26 @@ def reference_sky_velocity(frames: Iterable[np.ndarray], sky: np.ndarray) -> Sky
     return velocity if velocity.speed >= MIN_SPEED else None
 
 
+def mean_flow(frames: list[np.ndarray], mask: np.ndarray) -> tuple[tuple[float, float], float]:
+    """Optical flow of a clip ((H, W, 3) uint8 frames) inside mask (H, W) bool, averaged over
+    its pixels and consecutive frame pairs: the mean flow vector (dx, dy) and the mean flow
+    length, in px per frame. How `benchmark` checks that an output's sky moves and its
+    ground does not."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    vectors, lengths = [], []
+    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    for a, b in zip(gray, gray[1:]):
+        flow = dis.calc(a, b, None)[mask]
+        vectors.append(flow.mean(0))
+        lengths.append(np.linalg.norm(flow, axis=1).mean())
+    if not vectors:
+        return (0.0, 0.0), 0.0
+    dx, dy = np.mean(vectors, 0).tolist()
+    return (dx, dy), float(np.mean(lengths))
+
+
 def _trackable(gray: np.ndarray, inner: np.ndarray) -> bool:
     values = gray[inner]
     return values.mean() >= DARK * 255 and values.std() >= FLAT

@@ -57,11 +57,19 @@ def _speed_table(speed: list[dict], m: dict) -> Table:
 def _stages_table(s: dict) -> Table:
     t = _table(f"Where animate's time goes: {s['frames']} frames at {s['width']}x{s['height']}, "
                f"labels from {s['labels_from']}",
-               f"{Path(s['image']).name} + {Path(s['reference']).name}; {s['seconds']:.1f} s in all",
+               f"{Path(s['image']).name} + {Path(s['reference']).name}; {s['seconds']:.1f} s in all; "
+               f"{s.get('sky', '')}" + _motion_caption(s.get("motion")),
                "stage", "seconds", "share", "per frame")
     for name, sec in s["stages"].items():
         t.add_row(name, f"{sec:.2f}", f"{100 * sec / s['seconds']:.0f}%", f"{1000 * sec / s['frames']:.0f} ms")
     return t
+
+
+def _motion_caption(m: dict | None) -> str:
+    if not m:
+        return ""
+    return (f"; output's optical flow: sky {m['sky_speed']:.2f} px/frame towards {m['sky_degrees']:.0f}°, "
+            f"ground {m['ground_speed']:.3f} px/frame")
 
 
 def _quality_table(q: dict) -> Table:

@@ -39,12 +39,7 @@ def plan_sky(photo: torch.Tensor, img_labels: torch.Tensor, sky_id: int | None,
     """photo (1, 3, H, W) in [0, 1]; img_labels (H, W) on 0..K-1 with the sky `sky_id` (None:
     no known sky class); ref_frames: the reference's frames at the size of ref_sky (h, w)
     bool, read only if motion is measured; clock: retime.motion_clock of the output frames."""
-    if matte not in MATTES:
-        raise TimefliesError(f"unknown --matte '{matte}'; use {' or '.join(MATTES)}")
-    if motion not in MOTIONS:
-        raise TimefliesError(f"unknown --motion '{motion}'; use {' or '.join(MOTIONS)}")
-    if not motion_scale >= 0:
-        raise TimefliesError(f"--motion-scale must be 0 or more, got {motion_scale}")
+    check_options(matte, motion, motion_scale)
     sky = None if sky_id is None else img_labels == sky_id
     if sky is None or not sky.any() or sky.all():
         return SkyPlan(img_labels, None, "no sky border in the photo" if sky is not None and sky.all()
@@ -67,6 +62,16 @@ def plan_sky(photo: torch.Tensor, img_labels: torch.Tensor, sky_id: int | None,
     return SkyPlan(labels, SkyMotion(alpha, step, period),
                    f"{border}, clouds moving {per_frame:.2f} px/frame towards {velocity.degrees:.0f}° "
                    f"(from {velocity.pairs} reference frame pairs)")
+
+
+def check_options(matte: str, motion: str, motion_scale: float) -> None:
+    """TimefliesError naming a bad --matte, --motion or --motion-scale."""
+    if matte not in MATTES:
+        raise TimefliesError(f"unknown --matte '{matte}'; use {' or '.join(MATTES)}")
+    if motion not in MOTIONS:
+        raise TimefliesError(f"unknown --motion '{motion}'; use {' or '.join(MOTIONS)}")
+    if not motion_scale >= 0:
+        raise TimefliesError(f"--motion-scale must be 0 or more, got {motion_scale}")
 
 
 def labels_alpha(labels: torch.Tensor | SoftLabels, sky: torch.Tensor) -> torch.Tensor:
