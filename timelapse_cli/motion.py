@@ -2,11 +2,12 @@
 
 1. `reference_sky_velocity`: dense optical flow (OpenCV's DIS) between consecutive reference
    frames, read in the reference's sky only. A pair counts only if its sky is bright and
-   textured enough to track (not a night frame) and the flow explains the change (warping
-   by it removes at least a fifth of the frame difference; webcam frames hours apart do
-   not pass). The velocity is the median over the counted pairs of each pair's median sky
+   textured enough to track (not a night frame, not a clear sky) and the flow explains the
+   change (warping by it removes at least 30% of the frame difference; webcam frames
+   hours apart, and clouds too fast or changing too much to follow, do not pass). The velocity is the median over the counted pairs of each pair's median sky
    flow, in units of the frame's long side per reference frame, so it scales to any
-   photo. None when fewer than MIN_PAIRS pairs count or the sky is still.
+   photo. None when fewer than MIN_PAIRS pairs, or under MIN_SHARE of the trackable
+   ones, count, or the sky is still.
 2. `SkyMotion`: moves the photo's sky at that velocity. The sky is first extended under
    the ground and past tall objects (a push-pull fill of the matte-weighted photo), so a
    displaced sample never picks up a tower. Two copies of it drift with phases half a
@@ -28,10 +29,13 @@ import torch
 import torch.nn.functional as F
 
 MIN_PAIRS = 2          # pairs with trackable sky needed to trust a velocity
+MIN_SHARE = 0.25       # and this share of the trackable pairs must be explained by the flow:
+EXPLAINS = 0.7         # warping by it leaves under this share of the frame difference
 MIN_SPEED = 0.0005     # long sides per reference frame (0.13 px at 256): slower is "still"
 MIN_SKY = 0.03         # sky share of the reference frame needed to measure anything
 DARK = 0.12            # a sky darker than this (mean, 0..1) is not tracked (night)
-FLAT = 2.0             # a sky whose gray levels vary less than this (std, 0..255) neither
+TEXTURE = 2.0          # local detail (RMS gray levels) that optical flow can follow
+MIN_TEXTURED = 0.1     # share of the sky that must have it (a clear sky has none)
 PERIOD_SHIFT = 0.08    # a period moves the sky this share of the long side (ghosting vs. resets)
 MIN_PERIOD, MAX_PERIOD = 8, 240  # frames
 CLEAR = 3              # pixels between the sky's border and the colours that fill under it
@@ -70,15 +74,21 @@ def reference_sky_velocity(frames: Iterable[np.ndarray], sky: np.ndarray) -> Sky
         return None
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     side = max(sky.shape)
-    found, prev = [], None
+    found, tracked, prev, prev_textured = [], 0, None, None
     for frame in frames:
         gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-        if prev is not None and _trackable(prev, inner) and _trackable(gray, inner):
+        textured = inner & _texture(gray)
+        if (prev is not None and _trackable(prev, inner, prev_textured) and _trackable(gray, inner, textured)
+                and not np.array_equal(prev, gray)):  # a repeated frame says nothing
+            tracked += 1
             flow = dis.calc(prev, gray, None)  # (h, w, 2): prev(p) ~ gray(p + flow(p))
             if _explains(prev, gray, flow, inner):
-                found.append(np.median(flow[inner], axis=0) / side)
-        prev = gray
-    if len(found) < MIN_PAIRS:
+                # Only textured pixels tell motion: on a smooth gradient any brightening
+                # "moves" along the gradient (the aperture problem of a clear sky at dawn).
+                found.append(np.median(flow[prev_textured], axis=0) / side)
+        prev, prev_textured = gray, textured
+    # A few lucky pairs among many unexplained ones (a webcam sampled hourly) are noise.
+    if len(found) < max(MIN_PAIRS, MIN_SHARE * tracked):
         return None
     dx, dy = np.median(np.array(found), axis=0).tolist()
     velocity = SkyVelocity(dx, dy, len(found))
@@ -105,9 +115,20 @@ def mean_flow(frames: list[np.ndarray], mask: np.ndarray) -> tuple[tuple[float, 
     return (dx, dy), float(np.mean(lengths))
 
 
-def _trackable(gray: np.ndarray, inner: np.ndarray) -> bool:
+def _texture(gray: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels with detail (cloud edges, not a smooth gradient): the local RMS
+    of the gray levels minus their blur exceeds TEXTURE."""
+    import cv2
+
+    g = gray.astype(np.float32)
+    sigma = 3 * max(g.shape) / 256
+    detail = g - cv2.GaussianBlur(g, (0, 0), sigma)
+    return np.sqrt(cv2.GaussianBlur(detail * detail, (0, 0), sigma)) > TEXTURE
+
+
+def _trackable(gray: np.ndarray, inner: np.ndarray, textured: np.ndarray) -> bool:
     values = gray[inner]
-    return values.mean() >= DARK * 255 and values.std() >= FLAT
+    return values.mean() >= DARK * 255 and textured.sum() >= MIN_TEXTURED * inner.sum()
 
 
 def _explains(prev: np.ndarray, gray: np.ndarray, flow: np.ndarray, inner: np.ndarray) -> bool:
@@ -119,7 +140,7 @@ def _explains(prev: np.ndarray, gray: np.ndarray, flow: np.ndarray, inner: np.nd
     warped = cv2.remap(gray, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     before = np.abs(gray.astype(np.float32) - prev)[inner].mean()
     after = np.abs(warped.astype(np.float32) - prev)[inner].mean()
-    return after < 0.8 * before
+    return after < EXPLAINS * before
 
 
 def loop_period(step: float, total: float | None = None) -> float:
