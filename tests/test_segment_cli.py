@@ -29,7 +29,13 @@ def test_segment_real_photo_builtin_ids_and_rgb(tmp_path):
     ids = load_label_map(tmp_path / "ids.png")
     assert ids.format == "ids" and ids.ids.shape == (437, 700)
     assert set(np.unique(ids.ids)) <= {0, GROUP_NAMES.index("sky")}
-    assert Image.open(tmp_path / "p.png").size[0] > 0
+    # The label preview, and beside it the soft sky matte: sky white, ground black, grey between.
+    with Image.open(tmp_path / "p.png") as im:
+        assert im.size == (1400, 437)
+        matte = np.asarray(im.convert("L"))[:, 700:]
+    sky = ids.ids == GROUP_NAMES.index("sky")
+    assert matte[sky].mean() > 240 and matte[~sky].mean() < 15
+    assert ((matte > 10) & (matte < 245)).any()
     r = run(photo, "-o", tmp_path / "rgb.png", "--segmenter", "builtin", "--format", "rgb")
     assert r.returncode == 0, r.stderr
     rgb = load_label_map(tmp_path / "rgb.png")

@@ -109,10 +109,28 @@ def segment(input: str | Path, output: str | Path, options: SegmentOptions | Non
     preview = None
     if opts.preview:
         preview = Path(opts.preview)
-        images.save_png(labels.label_preview(ids, backdrop, names), preview)
+        sheet = labels.label_preview(ids, backdrop, names)
+        if photo is not None:
+            sheet = _with_matte(sheet, photo, ids, names)
+        images.save_png(sheet, preview)
     present = [names[i] if i < len(names) else str(i) for i in np.unique(ids).tolist()]
     return SegmentResult(output, ids.shape[1], ids.shape[0], photo is None, segmenter.name, present,
                          time.perf_counter() - start, preview)
+
+
+def _with_matte(sheet: np.ndarray, photo: np.ndarray, ids: np.ndarray, names) -> np.ndarray:
+    """The preview with the soft sky matte animate uses (white = sky) to the right of it."""
+    import torch
+
+    from .matte import sky_alpha
+
+    sky = ids == names.index("sky")
+    if not sky.any() or sky.all():
+        return sheet
+    image = torch.from_numpy(np.array(photo[:, :, :3], dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    alpha = sky_alpha(image, torch.from_numpy(sky)).numpy()
+    matte = np.repeat((alpha * 255).round().astype(np.uint8)[:, :, None], 3, axis=2)
+    return np.concatenate([sheet, matte], axis=1)
 
 
 def class_names(classes: str) -> tuple[str, ...]:
