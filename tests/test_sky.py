@@ -227,3 +227,9 @@ def test_loop_ends_where_it_starts(tmp_path):
     steps = [np.abs(a.astype(int) - b).mean() for a, b in zip(frames, frames[1:])]
     wrap = np.abs(frames[-1].astype(int) - frames[0]).mean()
     assert wrap <= 1.5 * max(steps)
+
+
+def test_sky_motion_with_nothing_to_move_returns_the_images():
+    photo = torch.rand(1, 3, 8, 8)
+    moved = SkyMotion(torch.zeros(8, 8), (1.0, 0.0), period=8).move(photo, [0.0, 1.0])
+    assert moved.shape == (2, 3, 8, 8) and torch.equal(moved[1], photo[0])

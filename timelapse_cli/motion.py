@@ -225,6 +225,8 @@ class SkyMotion:
         # the plate (whose fill replaces what is not sure sky): composite by alpha times a
         # steeper ramp.
         self.weight = alpha * (self.ramp * 4).clamp(max=1)
+        moving = torch.nonzero(self.weight.amax(1) > 0).flatten()
+        self.rows = (int(moving[0]), int(moving[-1]) + 1) if len(moving) else (0, 0)
         ys, xs = torch.meshgrid(torch.arange(h, dtype=alpha.dtype, device=alpha.device),
                                 torch.arange(w, dtype=alpha.dtype, device=alpha.device), indexing="ij")
         self._pixels = torch.stack([xs, ys], -1)  # (H, W, 2) pixel centres
@@ -252,20 +254,26 @@ class SkyMotion:
             if images.shape[0] == 1:
                 self._plate_of, self._plate = images, plate
         h, w = self.alpha.shape
+        r0, r1 = self.rows  # only the rows that hold moving sky are resampled
+        if r1 == r0:
+            return images.expand(len(times), -1, -1, -1).clone()
         scale = torch.tensor([2.0 / w, 2.0 / h], dtype=images.dtype, device=images.device)
+        pixels, ramp = self._pixels[r0:r1] + 0.5, self.ramp[r0:r1, :, None]
         grids, weights = [], []
         for t in times:
             for dx, dy, weight in self.shifts(t):
                 shift = torch.tensor([dx, dy], dtype=images.dtype, device=images.device)
-                grids.append((self._pixels + 0.5 - shift * self.ramp[..., None]) * scale - 1)  # where it came from
+                grids.append((pixels - shift * ramp) * scale - 1)  # where the sky came from
                 weights.append(weight)
         b = len(times)
         source = plate.expand(2 * b, -1, -1, -1) if plate.shape[0] == 1 else plate.repeat_interleave(2, 0)
         moved = F.grid_sample(source, torch.stack(grids), mode="bilinear", padding_mode="reflection",
-                              align_corners=False)                          # (2B, 3, H, W)
+                              align_corners=False)                          # (2B, 3, r1 - r0, W)
         weights = torch.tensor(weights, dtype=images.dtype, device=images.device).view(b, 2, 1, 1, 1)
-        sky = (moved.view(b, 2, 3, h, w) * weights).sum(1)
+        sky = (moved.view(b, 2, 3, r1 - r0, w) * weights).sum(1)
         # Swap the still sky for the moving one by the matte: at a border pixel, which is
         # alpha sky + (1 - alpha) tree, only the sky's share changes (a plain blend of the
         # image and the moving sky would paint the tree's share over with sky: bright rims).
-        return (images + self.weight.to(images.dtype) * (sky - plate)).clamp(0, 1)
+        out = images.expand(b, -1, -1, -1).clone()
+        out[:, :, r0:r1] += self.weight[r0:r1].to(images.dtype) * (sky - plate[:, :, r0:r1])
+        return out.clamp_(0, 1)
