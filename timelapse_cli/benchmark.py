@@ -352,12 +352,20 @@ def _generate(animator: Animator, name: str, opts: BenchmarkOptions, photo: np.n
               k: int, frames: list[np.ndarray], ref_size) -> torch.Tensor:
     """Run method `name` as animate does (windows, batches, uint8 frames): (N, 3, H, W) in [0, 1]."""
     device = animator.device
-    method = make_method(name, lambda: animator.model, opts.seed)
-    method.prepare(to_tensor(photo).to(device), torch.from_numpy(img_ids).to(device),
-                   torch.from_numpy(ref_ids).to(device), k)
+    return run_method(animator, name, to_tensor(photo).to(device), torch.from_numpy(img_ids).to(device),
+                      torch.from_numpy(ref_ids).to(device), k, frames, ref_size, opts.batch, opts.seed)
+
+
+def run_method(animator: Animator, name: str, image: torch.Tensor, img_labels, ref_labels: torch.Tensor, k: int,
+               frames: list[np.ndarray], ref_size, batch: int, seed: int) -> torch.Tensor:
+    """Method `name` on image (1, 3, H, W) with labels (tensors or SoftLabels) and the reference
+    `frames`, as animate runs it (windows, batches, uint8 frames): (N, 3, H, W) in [0, 1]."""
+    device = animator.device
+    method = make_method(name, lambda: animator.model, seed)
+    method.prepare(image, img_labels, ref_labels, k)
     out = []
-    for first, batch in batched(reference_windows(frames, list(range(len(frames))), ref_size), opts.batch):
-        out.append(torch.from_numpy(to_uint8(method.generate(batch.to(device), first))))
+    for first, windows in batched(reference_windows(frames, list(range(len(frames))), ref_size), batch):
+        out.append(torch.from_numpy(to_uint8(method.generate(windows.to(device), first))))
     return torch.cat(out).permute(0, 3, 1, 2).float().div_(255).to(device)
 
 

@@ -20,11 +20,10 @@ import torch
 from scipy import ndimage
 
 from . import images, labels, video
-from .animate import Animator, batched, to_tensor, to_uint8
+from .animate import Animator, to_tensor
+from .benchmark import run_method
 from .errors import InputError
 from .matte import soft_sky_labels
-from .methods import make_method
-from .retime import reference_windows
 from .segmentation.base import sample_indices
 from .segmentation.builtin import BuiltinSegmenter
 
@@ -90,8 +89,8 @@ def evaluate(animator: Animator, data_dir: str | Path, methods: tuple[str, ...],
                     "soft": soft_sky_labels(image, hard, sky_u)}
         band = border_band(truth)
         for name in methods:
-            out = {v: _frames(animator, name, image, lab, torch.from_numpy(ref_u).to(device), k, frames,
-                              ref_wh, batch, seed) for v, lab in variants.items()}
+            out = {v: run_method(animator, name, image, lab, torch.from_numpy(ref_u).to(device), k, frames,
+                                 ref_wh, batch, seed) for v, lab in variants.items()}
             row = dict(photo=Path(photo_rel).stem, method=name, size=list(size),
                        sky_iou=float((truth & (seg == SKY)).sum() / max(1, (truth | (seg == SKY)).sum())))
             for v in ("hard", "soft"):
@@ -101,13 +100,3 @@ def evaluate(animator: Animator, data_dir: str | Path, methods: tuple[str, ...],
             rows.append(row)
             tick()
     return rows
-
-
-def _frames(animator, name, image, img_labels, ref_labels, k, frames, ref_wh, batch, seed) -> torch.Tensor:
-    """The method's frames (N, 3, H, W) in [0, 1], made as animate makes them (uint8)."""
-    method = make_method(name, lambda: animator.model, seed)
-    method.prepare(image, img_labels, ref_labels, k)
-    out = []
-    for first, windows in batched(reference_windows(frames, [float(t) for t in range(len(frames))], ref_wh), batch):
-        out.append(torch.from_numpy(to_uint8(method.generate(windows.to(image.device), first))))
-    return torch.cat(out).permute(0, 3, 1, 2).float().div_(255)

@@ -227,9 +227,15 @@ class SkyMotion:
         self.weight = alpha * (self.ramp * 4).clamp(max=1)
         moving = torch.nonzero(self.weight.amax(1) > 0).flatten()
         self.rows = (int(moving[0]), int(moving[-1]) + 1) if len(moving) else (0, 0)
-        ys, xs = torch.meshgrid(torch.arange(h, dtype=alpha.dtype, device=alpha.device),
+        r0, r1 = self.rows
+        ys, xs = torch.meshgrid(torch.arange(r0, r1, dtype=alpha.dtype, device=alpha.device),
                                 torch.arange(w, dtype=alpha.dtype, device=alpha.device), indexing="ij")
-        self._pixels = torch.stack([xs, ys], -1)  # (H, W, 2) pixel centres
+        # Sampling grid of the moving rows in grid_sample's [-1, 1] units, and how far a
+        # shift of one pixel moves it there (times the row's speed factor): per call only
+        # base - shift * per_pixel remains.
+        self._scale = torch.tensor([2.0 / w, 2.0 / h], dtype=alpha.dtype, device=alpha.device)
+        self._base = (torch.stack([xs, ys], -1) + 0.5) * self._scale - 1   # (r1 - r0, W, 2)
+        self._per_pixel = self.ramp[r0:r1, :, None] * self._scale           # (r1 - r0, 1, 2)
         self._plate_of = self._plate = None
 
     def shifts(self, t: float) -> list[tuple[float, float, float]]:
@@ -257,13 +263,11 @@ class SkyMotion:
         r0, r1 = self.rows  # only the rows that hold moving sky are resampled
         if r1 == r0:
             return images.expand(len(times), -1, -1, -1).clone()
-        scale = torch.tensor([2.0 / w, 2.0 / h], dtype=images.dtype, device=images.device)
-        pixels, ramp = self._pixels[r0:r1] + 0.5, self.ramp[r0:r1, :, None]
         grids, weights = [], []
         for t in times:
             for dx, dy, weight in self.shifts(t):
                 shift = torch.tensor([dx, dy], dtype=images.dtype, device=images.device)
-                grids.append((pixels - shift * ramp) * scale - 1)  # where the sky came from
+                grids.append(self._base - shift * self._per_pixel)  # where the sky came from
                 weights.append(weight)
         b = len(times)
         source = plate.expand(2 * b, -1, -1, -1) if plate.shape[0] == 1 else plate.repeat_interleave(2, 0)

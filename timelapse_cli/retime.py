@@ -78,11 +78,17 @@ def reference_windows(frames: Iterable[np.ndarray], positions: list[float],
             read += 1
         return kept.get(t)
 
+    built: dict[int, torch.Tensor] = {}  # the last windows, reused by the blends between them
+
     def window(t: int) -> torch.Tensor | None:
-        parts = [frame(max(i, 0)) for i in (t - 2, t - 1, t)]
-        if any(p is None for p in parts):
-            return None
-        return torch.cat(parts, 0).float().div_(255)
+        if t not in built:
+            parts = [frame(max(i, 0)) for i in (t - 2, t - 1, t)]
+            if any(p is None for p in parts):
+                return None
+            built[t] = torch.cat(parts, 0).float().div_(255)
+            for old in [i for i in built if abs(i - t) > 1]:
+                del built[old]
+        return built[t]
 
     for s in positions:
         t = int(np.floor(s + 1e-9))
