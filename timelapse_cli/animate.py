@@ -180,7 +180,7 @@ class Animator:
 
         with torch.inference_mode(), video.VideoWriter(target, fps, crf=opts.crf) as writer:
             with watch("encode image"):
-                method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k)
+                method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k, sky_id)
             done = 0
             for batch_start, batch in batches:
                 times = clock[batch_start:batch_start + len(batch)]

@@ -357,12 +357,12 @@ def _generate(animator: Animator, name: str, opts: BenchmarkOptions, photo: np.n
 
 
 def run_method(animator: Animator, name: str, image: torch.Tensor, img_labels, ref_labels: torch.Tensor, k: int,
-               frames: list[np.ndarray], ref_size, batch: int, seed: int) -> torch.Tensor:
+               frames: list[np.ndarray], ref_size, batch: int, seed: int, sky: int | None = None) -> torch.Tensor:
     """Method `name` on image (1, 3, H, W) with labels (tensors or SoftLabels) and the reference
     `frames`, as animate runs it (windows, batches, uint8 frames): (N, 3, H, W) in [0, 1]."""
     device = animator.device
     method = make_method(name, lambda: animator.model, seed)
-    method.prepare(image, img_labels, ref_labels, k)
+    method.prepare(image, img_labels, ref_labels, k, sky)
     out = []
     for first, windows in batched(reference_windows(frames, list(range(len(frames))), ref_size), batch):
         out.append(torch.from_numpy(to_uint8(method.generate(windows.to(device), first))))

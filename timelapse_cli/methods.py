@@ -1,10 +1,10 @@
 """Ways to turn (photo, reference windows) into frames: the learned model and the baselines.
 
 Every method has the same two calls, so `animate` and `benchmark` drive them alike:
-    method.prepare(image (1, 3, H, W), img_labels (H, W), ref_labels (h, w), K)   once
+    method.prepare(image (1, 3, H, W), img_labels (H, W), ref_labels (h, w), K, sky)   once
     method.generate(windows (B, 9, h, w), first, photos) -> (B, 3, H, W) in [0, 1]  per batch
 windows hold the frames (F_t-2, F_t-1, F_t) of output frames first .. first+B-1. img_labels
-may be SoftLabels (soft sky borders). A method that `takes_photos` accepts photos
+may be SoftLabels (soft sky borders); sky is the sky's class id or None. A method that `takes_photos` accepts photos
 (B, 3, H, W): the photo with its sky moved (sky.py), one per frame, to recolour instead of
 the prepared photo; the others draw their frames themselves and animate moves their sky.
 
@@ -32,7 +32,8 @@ class Method:
     needs_model = False  # True: the generator weights are loaded
     takes_photos = True  # generate() recolours per-frame photos given to it
 
-    def prepare(self, image: torch.Tensor, img_labels: torch.Tensor, ref_labels: torch.Tensor, k: int) -> None:
+    def prepare(self, image: torch.Tensor, img_labels: torch.Tensor, ref_labels: torch.Tensor, k: int,
+                sky: int | None = None) -> None:
         raise NotImplementedError
 
     def generate(self, windows: torch.Tensor, first: int, photos: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,12 +51,12 @@ class Timeflies(Method):
         # The affine head recolours a photo: it can recolour a moving one. The RGB head draws.
         self.takes_photos = model.config.output == "affine" and not naive
 
-    def prepare(self, image, img_labels, ref_labels, k):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None):
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
         self.image = image.contiguous(memory_format=CHANNELS_LAST)
         self.img_labels, self.ref_labels, self.k = img_labels, ref_labels, k
         if not self.naive:
-            self.cache = self.model.encode_image(self.image, img_labels, k)
+            self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed)
 
     def generate(self, windows, first, photos=None):
         b = windows.shape[0]
@@ -72,7 +73,7 @@ class Timeflies(Method):
 class Still(Method):
     name = "still"
 
-    def prepare(self, image, img_labels, ref_labels, k):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None):
         self.image = image
 
     def generate(self, windows, first, photos=None):
@@ -90,7 +91,7 @@ class Reinhard(Method):
         self.per_class = per_class
         self.name = "reinhard-class" if per_class else "reinhard"
 
-    def prepare(self, image, img_labels, ref_labels, k):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None):
         if not self.per_class:  # one region covering each map
             img_labels, ref_labels, k = torch.zeros_like(img_labels), torch.zeros_like(ref_labels), 1
         self.lab = rgb_to_lab(image)

@@ -29,6 +29,10 @@ class GeneratorConfig:
     # Affine output: the colour matrices are averaged over blocks of this many pixels and
     # interpolated back (bilinear), so the correction is smooth; 1 keeps them per pixel.
     affine_smooth: int = 1
+    # Night (night.py): transfer to the reference's unlit (ambient) light with the day's
+    # shading taken out as it darkens, and light sprites placed by the light head where the
+    # reference has lit pixels. Off: the plain classwise transfer (affine head only).
+    night: bool = False
 
     def __post_init__(self) -> None:
         if self.output not in ("rgb", "affine"):

@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .affine import apply_affine, smooth
-from .color import LAB_EPS, lab_transfer, rgb_to_lab
+from .color import LAB_EPS, lab_to_rgb, lab_transfer, rgb_to_lab
 from .config import GeneratorConfig
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
-from .modulation import Regions, class_stats, modulate
+from .modulation import Regions, SoftLabels, class_stats, modulate
+from .night import LightHead, albedo, LightSites, add_light, light_cues, night_transfer, place_lights, read_night, \
+    render_lights, shading
 
 
 @dataclass
@@ -31,6 +34,10 @@ class ImageCache:
     num_classes: int
     base: torch.Tensor | None = None  # affine output: the photo, or its Lab for the transfer
     base_stats: tuple | None = None   # affine_base "transfer": class_stats of the Lab photo
+    sky_id: int | None = None         # the sky's class (night: never lit)
+    shade: torch.Tensor | None = None  # night: the photo's daytime shading (1, 1, H, W)
+    sites: LightSites | None = None    # night: where its lights are, in switch-on order
+    albedo: torch.Tensor | None = None  # night: surface colour for the light lamps throw
 
 
 class Generator(nn.Module):
@@ -40,10 +47,15 @@ class Generator(nn.Module):
         self.image_encoder = VGGEncoder(self.config, pool="haar")
         self.video_encoder = VideoEncoder(self.config)
         self.decoder = Decoder(self.config)
+        self.night = self.config.night and self.config.output == "affine" and self.config.affine_base == "transfer"
+        if self.night:
+            self.light_head = LightHead(self.config.channels(3))
 
-    def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int) -> ImageCache:
-        """image (B, 3, H, W) in [0, 1]; labels (H, W) int64 in 0..K-1 (-1 = no class)."""
-        relu4_1, skips, sizes, _ = self.image_encoder(image)
+    def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     sky_id: int | None = None, seed: int = 0) -> ImageCache:
+        """image (B, 3, H, W) in [0, 1]; labels (H, W) int64 in 0..K-1 (-1 = no class);
+        sky_id: the sky's class (night: no lights there); seed: where the lights are."""
+        relu4_1, skips, sizes, relus = self.image_encoder(image)
         x = self.decoder.head(relu4_1, skips, sizes)
         device = image.device
         regions2 = Regions(labels, num_classes, tuple(x.shape[-2:])).to(device)
@@ -57,7 +69,25 @@ class Generator(nn.Module):
             else:
                 cache.base = rgb_to_lab(image)
                 cache.base_stats = class_stats(cache.base, regions1, LAB_EPS)
+                if self.night:
+                    self._encode_night(cache, relus[2], labels, sky_id, seed)
         return cache
+
+    def light_logits(self, relu3_1: torch.Tensor, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+        """The light head's logits (B, 1, H/4, W/4): where this photo's lights go."""
+        return self.light_head(relu3_1, light_cues(lab, sky, tuple(relu3_1.shape[-2:])))
+
+    def _encode_night(self, cache: ImageCache, relu3_1: torch.Tensor, labels, sky_id: int | None,
+                      seed: int) -> None:
+        ids = labels.ids if isinstance(labels, SoftLabels) else labels
+        ids = ids.to(cache.base.device)
+        k = cache.num_classes
+        masks = F.one_hot(torch.where(ids < 0, k, ids), k + 1).permute(2, 0, 1)[None].to(cache.base.dtype)
+        sky = (ids == sky_id).to(cache.base.dtype)[None, None] if sky_id is not None else torch.zeros_like(masks[:, :1])
+        cache.sky_id, cache.shade = sky_id, shading(cache.base, masks)
+        logits = self.light_logits(relu3_1[:1], cache.base[:1], sky)
+        cache.sites = place_lights(logits, sky, tuple(ids.shape), seed)
+        cache.albedo = albedo(lab_to_rgb(cache.base[:1]))
 
     def seed_video_encoder(self) -> None:
         """Start E_GV from E_GI's first layers: conv1_1 tiled over the 3 frames and divided
@@ -96,12 +126,19 @@ class Generator(nn.Module):
         base = cache.base
         if image is not None:
             base = image if self.config.affine_base == "photo" else rgb_to_lab(image)
-        if self.config.affine_base == "transfer":  # the newest frame F_t of each window
-            base = lab_transfer(base, cache.regions1, windows[:, 6:9], style1, cache.base_stats)
+        frame = windows[:, 6:9]  # the newest frame F_t of each window
+        if self.night:
+            light = self._read_night(frame, style1, cache)
+            base = night_transfer(base, cache.regions1, cache.base_stats, cache.shade, light)
+            out = apply_affine(smooth(out, self.config.affine_smooth), base)
+            return add_light(out, render_lights(cache.sites, light), cache.albedo)
+        if self.config.affine_base == "transfer":
+            base = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
         return apply_affine(smooth(out, self.config.affine_smooth), base)
 
-    def forward(self, image: torch.Tensor, labels: torch.Tensor, windows: torch.Tensor,
-                ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None) -> torch.Tensor:
-        """The full generator for every frame: image (B, 3, H, W), one copy per window."""
-        cache = self.encode_image(image, labels, num_classes)
-        return self.decode(cache, windows, ref_labels, noise)
+    def _read_night(self, frame: torch.Tensor, style1: Regions, cache: ImageCache):
+        """The light of reference frames (B, 3, h, w); style1: their classes at (h, w)."""
+        sky = None
+        if cache.sky_id is not None:
+            sky = (style1.index == cache.sky_id).view(frame.shape[-2:])
+        return read_night(frame, rgb_to_lab(frame), style1.index, cache.num_classes, sky, LAB_EPS)

@@ -142,15 +142,18 @@ def class_stats(feat: torch.Tensor, regions: Regions, eps: float):
 
 
 def modulate(content: torch.Tensor, regions: Regions, style: torch.Tensor, style_regions: Regions,
-             eps: float, noise: torch.Tensor | None = None, content_stats: tuple | None = None) -> torch.Tensor:
+             eps: float, noise: torch.Tensor | None = None, content_stats: tuple | None = None,
+             style_stats: tuple | None = None) -> torch.Tensor:
     """Classwise AdaIN (noise None) or NoiseAdaIN (noise z of shape (B, 1, H, W)).
 
     content: (1 or B, C, H, W) with label `regions`; style: (B, C, h, w) with its own
     `style_regions` (any size). `content_stats` may hold class_stats(content) computed
-    earlier (the image-only part of the decoder caches them). Returns (B, C, H, W).
+    earlier (the image-only part of the decoder caches them); `style_stats` the target
+    statistics (B, C, K+1) in place of class_stats(style) (style is then unused).
+    Returns (B, C, H, W).
     """
     c_mean, c_std = content_stats if content_stats is not None else class_stats(content, regions, eps)
-    s_mean, s_std = class_stats(style, style_regions, eps)  # a class the style lacks -> global
+    s_mean, s_std = style_stats if style_stats is not None else class_stats(style, style_regions, eps)
     # sigma_y (x - mu_x) / sigma_x + mu_y z  ==  x * scale + shift + mu_y z, per pixel,
     # in two fused passes (addcmul) over the full-size tensor.
     scale = s_std / c_std

@@ -1,0 +1,149 @@
+"""Teaching the light head where lights go: day and night frames of the same camera.
+
+A webcam's day frames show the scene in daylight; its night frames show where the lamps,
+windows and lit signs are. So each camera with nights gives a photo (a day frame) and a
+target: for each light cell (model/night.py's grid), the share of the night frames in
+which that cell emits light. Emission is what daylight cannot explain: a night pixel
+brighter than the day's median frame scaled to the night's exposure by EMISSION, or lit
+by the night measure itself (luminance > max(0.15, 4 x median)). The first catches the
+lamps of auto-exposed webcams, whose nights are nearly as bright as their days.
+
+Only the light head learns (binary cross-entropy on the cells); E_GI and everything else
+stay fixed, so the rest of the generator's output does not change.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, images
+from .errors import TimefliesError
+from .model import Generator
+from .model.color import LAB_EPS, rgb_to_lab
+from .model.night import cell_size, lit_pixels, luminance, read_night
+
+EMISSION = 0.2      # night luminance above the scaled day that counts as emitted light
+EMISSION_RATIO = 2  # ... in a pixel at least this many times the night frame's median
+
+
+@dataclass
+class Camera:
+    """One camera's training pair material at one size."""
+    name: str
+    days: torch.Tensor    # (D, 3, h, w) day frames in [0, 1]
+    sky: torch.Tensor     # (1, 1, h, w) sky weight
+    target: torch.Tensor  # (1, 1, gh, gw) share of night frames in which each cell emits
+
+
+def day_night(seq: data.Sequence, frames: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Indices of the day and the night frames: timestamps.txt's labels when the folder has
+    one (lines 'YYYYMMDD_HHMMSS UTC day|night'), else by mean luminance."""
+    stamps = seq.path / "timestamps.txt" if seq.path.is_dir() else None
+    if stamps is not None and stamps.is_file():
+        words = [line.split() for line in stamps.read_text().splitlines() if line.strip()]
+        if len(words) == len(frames):
+            tags = [w[-1] for w in words]
+            return [i for i, t in enumerate(tags) if t == "day"], [i for i, t in enumerate(tags) if t == "night"]
+    # As the night stage reads a reference frame: 0 = daylight .. 1 = night.
+    night = read_night(frames, rgb_to_lab(frames), torch.zeros(frames[0, 0].numel(), dtype=torch.long),
+                       1, None, LAB_EPS).night
+    return torch.nonzero(night < 0.1).flatten().tolist(), torch.nonzero(night > 0.9).flatten().tolist()
+
+
+def emission(nights: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
+    """(N, 3, h, w) night frames, (1, 3, h, w) median day frame -> (N, 1, h, w) bool."""
+    yn, yd = luminance(nights), luminance(day)
+    ratio = yn.flatten(1).median(1).values / yd.flatten().median().clamp(min=1e-3)
+    brighter = yn - ratio.view(-1, 1, 1, 1) * yd > EMISSION
+    bright = yn > (EMISSION_RATIO * yn.flatten(1).median(1).values).clamp(min=0.15).view(-1, 1, 1, 1)
+    return (brighter & bright) | lit_pixels(nights)
+
+
+def load_camera(seq: data.Sequence, long_side: int, sky_of: Callable[[list[np.ndarray]], np.ndarray]) -> Camera | None:
+    """The camera's day frames, sky and night target at `long_side`; None without both a
+    day and a night frame. sky_of: (h, w, 3) uint8 frames -> (h, w) bool sky."""
+    size = images.fit_size(seq.width, seq.height, None, long_side)
+    frames = data.load_frames(seq, 0, seq.frames, size)
+    days, nights = day_night(seq, frames)
+    if not days or not nights:
+        return None
+    day = frames[days].median(0, keepdim=True).values
+    lit = emission(frames[nights], day)
+    sky = torch.from_numpy(sky_of(list((frames * 255).round().byte().permute(0, 2, 3, 1).numpy())))
+    lit &= ~sky
+    cell = cell_size(tuple(frames.shape[-2:]))
+    target = F.max_pool2d(lit.float(), cell, ceil_mode=True).mean(0, keepdim=True)
+    return Camera(seq.name, frames[days], sky.float()[None, None], target)
+
+
+@dataclass
+class LightTrainOptions:
+    steps: int = 1500
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    size: int = 256       # long side of the photos
+    seed: int = 0
+    log: Callable[[int, float], None] | None = field(default=None, repr=False)
+
+
+def train_light_head(model: Generator, cameras: list[Camera], opts: LightTrainOptions) -> list[float]:
+    """Fit model.light_head on the cameras (in place); returns the loss per step.
+
+    Each step takes one day frame of every camera (random, randomly flipped), the head's
+    logits pooled to the camera's cell grid, and the cross-entropy against the target."""
+    if not getattr(model, "night", False):
+        raise TimefliesError("this generator has no light head (its config has night off)")
+    if not cameras:
+        raise TimefliesError("no camera with both day and night frames to learn lights from")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.light_head
+    for p in head.parameters():
+        p.requires_grad_(True)
+    with torch.enable_grad():
+        return _fit(model, head, cameras, opts)
+
+
+def _fit(model: Generator, head, cameras: list[Camera], opts: LightTrainOptions) -> list[float]:
+    opt = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    rng = np.random.default_rng(opts.seed)
+    feats = [_features(model, cam) for cam in cameras]  # E_GI is fixed: once per day frame
+    losses = []
+    for step in range(opts.steps):
+        total = 0.0
+        opt.zero_grad()
+        for cam, (relu3, cues) in zip(cameras, feats):
+            i = int(rng.integers(len(cam.days)))
+            x, c, t = relu3[i:i + 1], cues[i:i + 1], cam.target
+            if rng.random() < 0.5:
+                x, c, t = x.flip(-1), c.flip(-1), t.flip(-1)
+            logits = head(x, c)
+            logits = F.adaptive_avg_pool2d(logits, t.shape[-2:])
+            loss = F.binary_cross_entropy_with_logits(logits, t) / len(cameras)
+            loss.backward()
+            total += loss.item()
+        opt.step()
+        losses.append(total)
+        if opts.log:
+            opts.log(step, total)
+    head.requires_grad_(False)
+    return losses
+
+
+def _features(model: Generator, cam: Camera) -> tuple[torch.Tensor, torch.Tensor]:
+    """E_GI relu3_1 and the light cues of each day frame: (D, C3, h/4, w/4), (D, 6, h/4, w/4)."""
+    from .model.night import light_cues
+
+    with torch.no_grad():
+        _, _, _, relus = model.image_encoder(cam.days)
+        relu3 = relus[2]
+        cues = light_cues(rgb_to_lab(cam.days), cam.sky.expand(len(cam.days), -1, -1, -1),
+                          tuple(relu3.shape[-2:]))
+    return relu3, cues

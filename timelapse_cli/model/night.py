@@ -1,0 +1,354 @@
+"""Night: daylight goes away and the lights come on.
+
+A per-class colour transfer maps the photo's daytime contrast (sunlit vs. shadow) onto a
+night frame's contrast, which at night comes from lamps: the sunlit facade stays the
+brightest thing and nothing emits light. So a reference frame is read as two parts:
+
+- emitters: its lit pixels (luminance > max(0.15, 4 x the frame's median), never sky),
+  how many 8x8 blocks hold one (`share`) and their colours;
+- ambient: every other pixel, whose per-class Lab mean/std the photo is transferred to.
+  In daylight nothing is lit and this is exactly the classwise transfer.
+
+The photo is rendered as ambient light on its own surfaces, with the day's large-scale
+shading (sun vs. shadow) taken out in proportion to how dark the frame is (`night`),
+plus light sprites (a sharp core and a soft glow, added in linear light) at fixed sites
+on the photo. Sites are ranked once per photo from a prior map (the light head's logits,
+see LightHead) with seeded Gumbel noise; a frame turns on the first share x cells of them,
+so a light that is on stays in place and lights come on one by one as night falls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import conv3x3
+
+LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 weights on sRGB values
+LIT_FLOOR = 0.15                 # a lit pixel is brighter than this ...
+LIT_RATIO = 4.0                  # ... and than this many times the frame's median
+GRID = 32                        # light cells along the long side (8 px blocks at 256)
+QUANTILES = 16                   # lit colours kept per reference frame
+# Ambient luminance (mean over unlit pixels) of full daylight and of full night: between
+# them the day's shading is taken out gradually.
+DAY_AMBIENT, NIGHT_AMBIENT = 0.30, 0.08
+# Share of lit cells at which a frame starts to count as night, and is fully night.
+LIT_SHARE = (0.01, 0.06)
+MIN_PIXELS = 16                  # fewer unlit pixels of a class: use the global statistics
+# Share of the photo's remaining texture (lightness and colour) that is gone at full night:
+# unlit surfaces at night are lit by weak, even light, so their daytime detail mostly fades.
+TEXTURE_LOSS = 0.6
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) sRGB in [0, 1] -> (B, 1, H, W)."""
+    w = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return (rgb * w).sum(1, keepdim=True)
+
+
+def lit_pixels(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) bool: luminance > max(0.15, 4 x the frame's median)."""
+    y = luminance(rgb)
+    median = y.flatten(1).median(1).values.view(-1, 1, 1, 1)
+    return y > (LIT_RATIO * median).clamp(min=LIT_FLOOR)
+
+
+def cell_size(size: tuple[int, int]) -> int:
+    """Side of a light cell in pixels of an image of `size` = (H, W)."""
+    return max(1, round(max(size) / GRID))
+
+
+def to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+
+
+def to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    linear = linear.clamp(0, 1)
+    return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+@dataclass
+class NightLight:
+    """What a batch of B reference frames says about their light."""
+    night: torch.Tensor    # (B,) 0 = daylight .. 1 = night: the share of daylight gone
+    share: torch.Tensor    # (B,) share of light cells holding a lit pixel
+    colours: torch.Tensor  # (B, QUANTILES, 3) linear RGB of the lit pixels, darkest to brightest
+    mean: torch.Tensor     # (B, 3, K+1) Lab mean of the unlit pixels per class (+ global)
+    std: torch.Tensor      # (B, 3, K+1) and their std
+
+
+def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num_classes: int,
+               sky: torch.Tensor | None, eps: float) -> NightLight:
+    """frames (B, 3, h, w) sRGB and their Lab; index (h*w,) class per pixel (K = none);
+    sky (h, w) bool or None: the reference's sky, never an emitter."""
+    b = frames.shape[0]
+    lit = lit_pixels(frames)                                  # (B, 1, h, w)
+    if sky is not None:
+        lit = lit & ~sky.view(1, 1, *sky.shape)
+    unlit = (~lit).flatten(1)                                  # (B, N)
+    mean, std = _ambient_stats(lab.flatten(2), unlit, index, num_classes, eps)
+    keep = unlit.to(frames.dtype)
+    y = luminance(frames).flatten(1)
+    ambient = (y * keep).sum(1) / keep.sum(1).clamp(min=1)
+    cell = cell_size(tuple(frames.shape[-2:]))
+    share = F.max_pool2d(lit.to(frames.dtype), cell, ceil_mode=True).flatten(1).mean(1)
+    # Dark ambient light, or lights on (a city's night glow can keep the ambient bright).
+    night = torch.maximum((DAY_AMBIENT - ambient) / (DAY_AMBIENT - NIGHT_AMBIENT),
+                          (share - LIT_SHARE[0]) / (LIT_SHARE[1] - LIT_SHARE[0])).clamp(0, 1)
+    return NightLight(night, share, _lit_colours(frames, lit, y), mean, std)
+
+
+def _ambient_stats(lab: torch.Tensor, keep: torch.Tensor, index: torch.Tensor, k: int, eps: float):
+    """Robust per-class Lab statistics of the unlit pixels: lab (B, 3, N), keep (B, N) bool,
+    index (N,) in 0..K -> mean, std (B, 3, K+1); column K (and classes with fewer than
+    MIN_PIXELS unlit pixels) the whole frame's.
+
+    At night, pixels just under the lit threshold (lit windows, glowing streets) still
+    stretch the upper tail of the lightness; they are light, not the surfaces' ambient
+    spread. So the lightness spread is measured on the darker half (the RMS distance below
+    the median) and the colour spread by the median absolute deviation; in daylight, with
+    a symmetric spread, these equal the plain std.
+    """
+    b = lab.shape[0]
+    mean = lab.new_zeros(b, 3, k + 1)
+    std = lab.new_zeros(b, 3, k + 1)
+    for i in range(b):
+        whole = _robust(lab[i][:, keep[i]] if keep[i].sum() >= MIN_PIXELS else lab[i])
+        for c in range(k + 1):
+            m = keep[i] & (index == c)
+            mean[i, :, c], std[i, :, c] = _robust(lab[i][:, m]) if c < k and m.sum() >= MIN_PIXELS else whole
+    return mean, torch.sqrt(std.square() + eps)
+
+
+def _robust(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (3, n) Lab -> mean (3,), robust std (3,): lower-half RMS for L, 1.4826 MAD for a, b."""
+    median = x.median(1).values
+    below = (median[0] - x[0]).clamp(min=0)
+    l_std = torch.sqrt(below.square().sum() / (x[0] <= median[0]).sum().clamp(min=1))
+    ab_std = 1.4826 * (x[1:] - median[1:, None]).abs().median(1).values
+    return x.mean(1), torch.cat([l_std[None], ab_std])
+
+
+def _lit_colours(frames: torch.Tensor, lit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Linear RGB of each frame's lit pixels at QUANTILES luminance quantiles: (B, Q, 3);
+    a frame with no lit pixel gets warm white (its share is 0, so it is not drawn)."""
+    out = []
+    q = (torch.arange(QUANTILES, dtype=frames.dtype, device=frames.device) + 0.5) / QUANTILES
+    for f, m, lum in zip(frames, lit.flatten(1), y):
+        pix = f.flatten(1)[:, m]                               # (3, n)
+        if pix.shape[1] == 0:
+            out.append(torch.tensor([[1.0, 0.8, 0.6]], dtype=f.dtype, device=f.device).expand(QUANTILES, 3))
+            continue
+        order = lum[m].argsort()
+        pick = order[(q * (len(order) - 1)).round().long()]
+        out.append(to_linear(pix[:, pick].T))
+    return torch.stack(out)
+
+
+# ----------------------------------------------------------------------- the photo
+
+
+def class_blur(values: torch.Tensor, masks: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Normalised Gaussian blur within each class: values (1, C, H, W), masks (1, K, H, W)
+    soft class weights -> (1, C, H, W); a pixel averages only pixels of its own classes."""
+    num = gaussian_blur(values[:, :, None] * masks[:, None], sigma)   # (1, C, K, H, W)
+    den = gaussian_blur(masks[:, None], sigma).clamp(min=1e-4)
+    return ((num / den) * masks[:, None]).sum(2)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (..., H, W), replicate edges; sigma in pixels."""
+    shape = x.shape
+    x = x.reshape(-1, 1, *shape[-2:])
+    r = max(1, int(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    return x.reshape(shape)
+
+
+def shading(lab: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The day's large-scale lightness of the photo relative to its class mean: (1, 1, H, W).
+
+    Sunlit and shadowed areas differ by this; surface texture (reflectance) is what is
+    left. Computed at a quarter of the size (it is smooth) and resized back."""
+    h, w = lab.shape[-2:]
+    small = F.interpolate(lab[:, :1], scale_factor=0.25, mode="area") if min(h, w) >= 16 else lab[:, :1]
+    m = F.interpolate(masks, size=small.shape[-2:], mode="area")
+    sigma = max(small.shape[-2:]) / 24
+    low = class_blur(small, m, sigma)
+    mean = (small * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp(min=1e-6)
+    low = low - (mean * m).sum(1, keepdim=True)
+    return F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+
+
+# ------------------------------------------------------------------------- lights
+
+
+class LightHead(nn.Module):
+    """Where lights go: a logit per pixel at H/4 from the photo's E_GI features and cues.
+
+    Input: relu3_1 (B, C3, H/4, W/4) of E_GI, squeezed to a few channels (a small head
+    generalises from a few cameras better than one reading every channel), and the cues
+    of light_cues. Its last layer starts at zero, so an untrained head gives every cell
+    the same logit: lights anywhere but the sky."""
+
+    def __init__(self, in_channels: int, hidden: int = 16, squeeze: int = 4) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(in_channels, squeeze, 1)
+        self.conv1 = nn.Conv2d(squeeze + CUES, hidden, 3)
+        self.conv2 = nn.Conv2d(hidden, hidden, 3)
+        self.out = nn.Conv2d(hidden, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, features: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.squeeze(features), cues], 1)
+        x = F.relu(conv3x3(x, self.conv1))
+        x = F.relu(conv3x3(x, self.conv2))
+        return self.out(x)
+
+
+CUES = 10
+
+
+def light_cues(lab: torch.Tensor, sky: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, CUES, h, w) cues at `size` from the photo's Lab (B, 3, H, W) and sky weight
+    (B, 1, H, W), each scaled to about +-1: L, a, b, chroma, local lightness contrast at two
+    scales, horizontal and vertical edge strength (built things have straight edges),
+    height in the frame (-1 top .. 1 bottom), and the sky's weight nearby."""
+    small = F.interpolate(lab, size=size, mode="area")
+    light = lab[:, :1]
+    sq = F.interpolate(light.square(), size=size, mode="area")
+    contrast = (sq - small[:, :1].square()).clamp(min=0).sqrt() / 20
+    wide = F.avg_pool2d(F.pad(small[:, :1], (2, 2, 2, 2), mode="replicate"), 5, 1)
+    wide_sq = F.avg_pool2d(F.pad(sq, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    contrast2 = (wide_sq - wide.square()).clamp(min=0).sqrt() / 20
+    dx = F.interpolate((light[..., :, 1:] - light[..., :, :-1]).abs(), size=size, mode="area") / 10
+    dy = F.interpolate((light[..., 1:, :] - light[..., :-1, :]).abs(), size=size, mode="area") / 10
+    chroma = small[:, 1:].square().sum(1, keepdim=True).sqrt() / 50
+    height = torch.linspace(-1, 1, size[0], dtype=lab.dtype, device=lab.device).view(1, 1, -1, 1)
+    height = height.expand(lab.shape[0], 1, *size)
+    near_sky = gaussian_blur(F.interpolate(sky, size=size, mode="area"), max(size) / 16)
+    return torch.cat([(small[:, :1] - 50) / 50, small[:, 1:] / 50, chroma, contrast, contrast2, dx, dy,
+                      height, near_sky], 1)
+
+
+# Logits are multiplied by this before the Gumbel draw: above 1, lights keep more to the
+# head's likeliest places than a plain draw from softmax(logits) would.
+SHARPNESS = 4.0
+
+
+@dataclass
+class LightSites:
+    """Fixed light positions on the photo, in the order they switch on."""
+    index: torch.Tensor  # (M,) flat pixel index in the (H, W) image
+    colour: torch.Tensor  # (M,) long: which lit-colour quantile each light takes
+    cells: int           # light cells of the whole image (share x cells lights are on)
+    size: tuple[int, int]
+
+
+def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int], seed: int) -> LightSites:
+    """logits (1, 1, h, w) from the light head (any size), sky (1, 1, H, W) weight -> sites.
+
+    Cells are ranked by logit + Gumbel noise (a draw without replacement from softmax(logits));
+    sky cells never hold a light. Within its cell a light sits at a seeded spot."""
+    h, w = size
+    cell = cell_size(size)
+    gh, gw = -(-h // cell), -(-w // cell)
+    score = F.adaptive_avg_pool2d(logits.float(), (gh, gw)).flatten().cpu()
+    skyw = F.adaptive_avg_pool2d(sky.float(), (gh, gw)).flatten().cpu()
+    g = torch.Generator().manual_seed((seed & 0xFFFFFFFF) * 7_919 + 17)
+    gumbel = -torch.log(-torch.log(torch.rand(gh * gw, generator=g).clamp(1e-9, 1 - 1e-9)))
+    score = torch.where(skyw < 0.5, score * SHARPNESS + gumbel, torch.full_like(score, -float("inf")))
+    order = score.argsort(descending=True)[: int((skyw < 0.5).sum())]
+    off = torch.rand(2, len(order), generator=g) * 0.5 + 0.25          # inside the cell
+    ys = ((order // gw).float() + off[0]) * cell
+    xs = ((order % gw).float() + off[1]) * cell
+    ys, xs = ys.long().clamp(max=h - 1), xs.long().clamp(max=w - 1)
+    colour = torch.randint(0, QUANTILES, (len(order),), generator=g)
+    return LightSites((ys * w + xs).to(logits.device), colour.to(logits.device), gh * gw, size)
+
+
+# Sprite shape, in pixels of a 256 px long side (scaled with the image): a sharp core
+# whose centre takes the light's colour, and the light it throws on the surfaces around
+# it, at two reaches (peak gain per unit of the light's colour). What it throws shows the
+# photo's own surfaces (their albedo), so a lamp lights a patch of facade or street.
+CORE_SIGMA, NEAR_SIGMA, FAR_SIGMA = 0.6, 3.0, 12.0
+NEAR_GAIN, FAR_GAIN = 0.5, 0.08
+
+
+def render_lights(sites: LightSites, light: NightLight) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The lamps (B, 3, H, W) and the light they throw (B, 3, H, W), both linear, of the
+    sites lit in each frame; None when no light is on."""
+    h, w = sites.size
+    on = (light.share[:, None] * sites.cells - torch.arange(len(sites.index), device=light.share.device)).clamp(0, 1)
+    if len(sites.index) == 0 or not bool((on > 0).any()):
+        return None
+    amp = light.colours[:, sites.colour] * on[..., None]         # (B, M, 3)
+    impulses = torch.zeros(amp.shape[0], 3, h * w, dtype=amp.dtype, device=amp.device)
+    impulses.index_add_(2, sites.index, amp.transpose(1, 2))
+    impulses = impulses.view(-1, 3, h, w)
+    scale = max(h, w) / 256
+    lamps = _peak_blur(impulses, CORE_SIGMA * scale)
+    thrown = NEAR_GAIN * _peak_blur(impulses, NEAR_SIGMA * scale)
+    thrown = thrown + FAR_GAIN * _coarse_blur(impulses, FAR_SIGMA * scale) * (2 * torch.pi * (FAR_SIGMA * scale) ** 2)
+    return lamps, thrown
+
+
+def albedo(rgb: torch.Tensor) -> torch.Tensor:
+    """The photo's surface colour for thrown light: linear RGB (1, 3, H, W) scaled so that
+    a mid-grey surface reflects about half, capped at 1."""
+    linear = to_linear(rgb)
+    return (linear / luminance(linear).mean().clamp(min=1e-3) * 0.5).clamp(max=1)
+
+
+def _peak_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur with a Gaussian of peak 1 (not sum 1): a single pixel keeps its value."""
+    sigma = max(sigma, 0.5)
+    return gaussian_blur(x, sigma) * (2 * torch.pi * sigma ** 2)
+
+
+def _coarse_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A wide blur computed at a quarter of the size (sum-preserving) and resized back."""
+    h, w = x.shape[-2:]
+    if min(h, w) < 16:
+        return gaussian_blur(x, sigma)
+    small = F.avg_pool2d(x, 4, ceil_mode=True)
+    small = gaussian_blur(small, sigma / 4)
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | None,
+              surface: torch.Tensor) -> torch.Tensor:
+    """sRGB frames (B, 3, H, W) plus the lamps and the light they throw on `surface`
+    (albedo, (1, 3, H, W)), added in linear light -> sRGB in [0, 1]."""
+    if lights is None:
+        return rgb
+    lamps, thrown = lights
+    return to_srgb(to_linear(rgb.clamp(0, 1)) + lamps + thrown * surface)
+
+
+def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, shade: torch.Tensor,
+                   light: NightLight) -> torch.Tensor:
+    """The classwise Lab transfer of the photo to the frames' ambient light, with the day's
+    shading taken out by each frame's `night`: lab (1, 3, H, W), shade (1, 1, H, W) ->
+    sRGB (B, 3, H, W). In daylight (night 0, nothing lit) this is `lab_transfer`."""
+    from .color import LAB_EPS, lab_to_rgb
+    from .modulation import modulate
+
+    b = light.night.shape[0]
+    lab = lab.expand(b, -1, -1, -1)
+    if bool((light.night > 0).any()):
+        # Lightness about its class mean: shading out, then the texture flattened.
+        n = light.night.view(-1, 1, 1, 1)
+        mean = regions.gather(lab_stats[0])
+        fade = 1 - TEXTURE_LOSS * n
+        lightness = mean[:, :1] + (lab[:, :1] - mean[:, :1] - n * shade) * fade
+        lab = torch.cat([lightness, mean[:, 1:] + (lab[:, 1:] - mean[:, 1:]) * fade], 1)
+    return lab_to_rgb(modulate(lab, regions, None, None, LAB_EPS, content_stats=lab_stats,
+                               style_stats=(light.mean, light.std)))
