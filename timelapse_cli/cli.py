@@ -338,7 +338,8 @@ def benchmark(
     sequences: Annotated[str, typer.Option(
         help="Only the --eval sequences whose name matches this pattern (comma-separated: any of them).")] = "*",
     split: Annotated[Optional[str], typer.Option(
-        help="Only the --eval sequences of the shipped weights' test or validation split (recipe.py).",
+        help="Only the --eval sequences of the shipped weights' test or validation split, or test-2025 "
+        "(the test split before the AMOS webcams) (recipe.py).",
         show_default=False)] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated methods to compare.")] =
         "timeflies,still,reinhard,reinhard-class",
