@@ -113,7 +113,8 @@ def test_quality_on_a_pair(animator, tmp_path):
     assert rows["reinhard"]["gram"] < rows["still"]["gram"]
     for r in q["rows"][1:]:
         assert len(r["ssim_per_frame"]) == len(r["gram_per_frame"]) == 4
-    assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None, borders=None))())) == 1
+    assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None, borders=None,
+                                       cross_scene=None))())) == 1
 
 
 def test_quality_gram_distance_on_imported_vgg(animator, tmp_path):

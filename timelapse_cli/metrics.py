@@ -328,5 +328,9 @@ def daylight_left(out: Tensor, photo: Tensor) -> Tensor:
     dark = ~lit(out)
     r = []
     for y, keep in zip(y_out, dark):
-        r.append(pearson(y[keep], y_photo[keep]) if int(keep.sum()) >= 2 else math.nan)
+        a, b = y[keep], y_photo[keep]
+        # Constant exactly (max == min), not by pearson's den > 0: a mean's rounding leaves
+        # residuals of 1e-17 that would give a meaningless r.
+        constant = a.numel() < 2 or bool(a.max() == a.min()) or bool(b.max() == b.min())
+        r.append(math.nan if constant else pearson(a, b))
     return torch.tensor(r, dtype=torch.float64, device=out.device)
