@@ -106,7 +106,7 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
     cameras, refs = cross_scene_inputs(opts.cross_dir, opts.sequences, opts.night_refs) if opts.cross_dir else ([], [])
     animator = Animator(weights, device)
     result = BenchmarkResult(machine_info(animator.device))
-    ticker = _Ticker(progress, _work_units(opts, len(sequences), len(cameras) * len(refs)))
+    ticker = _Ticker(progress, _work_units(opts, len(sequences), _pair_count(cameras, refs)))
     with torch.inference_mode():
         for res in opts.res:
             result.speed += speed(animator, res, opts, ticker)
@@ -423,7 +423,15 @@ def cross_scene_inputs(data_dir: str, pattern: str, references) -> tuple[list[da
         raise InputError(f"no sequence matching '{pattern}' in '{data_dir}' has night frames (labelled night "
                          f"in {TIMESTAMPS}, or mean luminance < {metrics.NIGHT_LUMINANCE}); choose others "
                          "with --sequences")
+    if not _pair_count(cameras, refs):
+        raise InputError("each camera is its own reference (not cross-scene); give another reference "
+                         "with --night-refs or other cameras with --sequences")
     return cameras, refs
+
+
+def _pair_count(cameras: list[data.Sequence], refs: list[data.Sequence]) -> int:
+    """Camera x reference pairs, a camera never its own reference."""
+    return sum(1 for c in cameras for r in refs if c.name != r.name)
 
 
 def cross_scene(animator: Animator, opts: BenchmarkOptions, cameras: list[data.Sequence],
