@@ -30,7 +30,7 @@ DEFAULT_RECIPE = "fast"
 #
 # The AMOS webcams (amos-*: day, dusk and night frames, each labelled in timestamps.txt)
 # are split by camera (issue 18): three with lights and dark nights in test, two in
-# validation, the rest in training.
+# validation, the rest in training. The shipped weights predate them (none was trained on).
 TEST_SEQUENCES_2025 = (
     "pyramid-webcam",        # 25 hours: day, dusk, night with city lights, dawn
     "tilde-frankfurt",       # city: day, dusk, night lights, seasons
