@@ -358,3 +358,17 @@ def test_cross_scene_on_a_real_camera():
     assert pair["real_daylight_left"] < 0.6
     assert rc["psnr"] > still["psnr"] + 1 and rc["daylight_left"] > pair["real_daylight_left"]
     assert 0 <= pair["ref_lit_share"] < 1 and pair["real_lit_share"] > 0   # lights in the real nights
+
+
+def test_split_holds_amos_cameras_by_camera_and_keeps_the_previous_test_split():
+    from timelapse_cli.recipe import TEST_SEQUENCES, VALIDATION_SEQUENCES, split_patterns
+
+    old = ("pyramid-webcam", "tilde-frankfurt", "suburb-sunset-night", "cypress-webcam",
+           "sky-clip-05", "sky-clip-17", "sky-clip-29", "sky-clip-41")
+    assert split_patterns("test-2025").split(",") == list(old)
+    test = split_patterns("test").split(",")
+    assert test[:8] == list(old) and test[8:] == ["amos-monumento", "amos-river-town", "amos-sea-town"]
+    assert {"amos-tower-rooftops", "amos-old-town-fog"} <= set(split_patterns("validation").split(","))
+    assert not set(TEST_SEQUENCES) & set(VALIDATION_SEQUENCES)
+    with pytest.raises(Exception, match="test-2025"):
+        split_patterns("train")

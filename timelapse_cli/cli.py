@@ -345,8 +345,8 @@ def benchmark(
         help="Only the --eval (and --cross-scene) sequences whose name matches this pattern (comma-separated: "
         "any of them).")] = "*",
     split: Annotated[Optional[str], typer.Option(
-        help="Only the --eval sequences of the shipped weights' test or validation split, or test-2025 "
-        "(the test split before the AMOS webcams) (recipe.py).",
+        help="Only the --eval (and --cross-scene) sequences of the shipped weights' test or validation split, "
+        "or test-2025 (the test split before the AMOS webcams) (recipe.py).",
         show_default=False)] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated methods to compare.")] =
         "timeflies,still,reinhard,reinhard-class",
@@ -393,7 +393,8 @@ def benchmark(
     # Before the run, not after minutes of it: the outputs must not destroy an input or an
     # existing file, and their folders must take files.
     outputs.check_outputs({"--json": json_file, "--plot": plot_file}, {
-        "--image": image, "--reference": reference, "--eval": eval_dir, "--borders": borders, "--cross-scene": cross_scene, "--vgg": vgg, "--weights": weights,
+        "--image": image, "--reference": reference, "--eval": eval_dir, "--borders": borders, "--vgg": vgg, "--weights": weights,
+        "--cross-scene": cross_scene,
         "--checkpoint": seg_checkpoint, "--config": seg_config})
     for option, path, suffix in (("--json", json_file, ".json"), ("--plot", plot_file, ".png")):
         if path:

@@ -52,6 +52,7 @@ VALIDATION_SEQUENCES = (
 )
 SPLITS = {"test": TEST_SEQUENCES, "validation": VALIDATION_SEQUENCES, "test-2025": TEST_SEQUENCES_2025}
 
+
 def recipe(name: str) -> dict:
     """The settings of recipe `name` (a copy)."""
     if name not in RECIPES:
