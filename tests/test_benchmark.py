@@ -3,6 +3,7 @@ the real data for one end-to-end run."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,8 @@ def test_quality_on_a_pair(animator, tmp_path):
     assert rows["reinhard"]["gram"] < rows["still"]["gram"]
     for r in q["rows"][1:]:
         assert len(r["ssim_per_frame"]) == len(r["gram_per_frame"]) == 4
-    assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None, borders=None))())) == 1
+    assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None, borders=None,
+                                       cross_scene=None))())) == 1
 
 
 def test_quality_gram_distance_on_imported_vgg(animator, tmp_path):
@@ -186,3 +188,187 @@ def test_cli_real_eval_and_pair(tiny_weights, tmp_path):
     assert r["stages"]["sky"] and set(r["stages"]["motion"]) >= {"sky_degrees", "sky_speed", "ground_speed"}
     assert sum(r["stages"]["stages"].values()) <= r["stages"]["seconds"] * 1.01
     assert r["quality"]["frames"] == 6
+
+
+# ---------------------------------------------------------------------------- nights
+
+def test_evaluate_reports_night_frames_only_where_there_are_some(animator, tmp_path):
+    sequence(tmp_path / "data" / "a-day", n=4, gains=[1.0, 1.2, 0.9, 1.1])
+    # Scene mean luma ~0.5: gains 0.2 and 0.1 make two night frames (< 0.12).
+    sequence(tmp_path / "data" / "b-dusk", n=5, gains=[1.2, 0.8, 0.5, 0.2, 0.1], seed=1)
+    opts = BenchmarkOptions(methods=("still", "reinhard-class"), size=48, segmenter="none")
+    with torch.inference_mode():
+        ev = evaluate(animator, str(tmp_path / "data"), opts)
+    day, dusk = ev["sequences"]
+    assert day["night"] is None
+    night = dusk["night"]
+    assert night["frames"] == 2
+    frames = sorted((tmp_path / "data" / "b-dusk").glob("*.png"))
+    target = torch.stack([torch.from_numpy(np.asarray(Image.open(f), np.float32) / 255).permute(2, 0, 1)
+                          for f in frames]).flip(-1)[3:]
+    assert night["black"] == pytest.approx(psnr(torch.zeros_like(target), target).mean().item(), rel=1e-6)
+    flat = target.mean((2, 3), keepdim=True).expand_as(target)
+    assert night["target_flat"] == pytest.approx(psnr(flat, target).mean().item(), rel=1e-6)
+    rows = {r["method"]: r["psnr"] for r in night["rows"]}
+    assert list(rows) == ["still", "reinhard-class"]
+    # still (the mean frame) is far too bright at night: below black; the per-frame
+    # colour transfer follows the night's brightness: above black.
+    assert rows["still"] < night["black"] < rows["reinhard-class"]
+    assert ev["night_mean"]["sequences"] == ["b-dusk"]
+    assert ev["night_mean"]["rows"][1]["psnr"] == pytest.approx(rows["reinhard-class"])
+    result = type("R", (), dict(machine={}, speed=[], stages=None, quality=None, evaluation=ev, borders=None,
+                                cross_scene=None))()
+    assert [t.title.split(":")[0] for t in tables(result)][-1] == "Night frames (target mean luminance < 0.12)"
+
+
+def _night_scene(w=48, h=32, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """A day scene (h, w, 3) and the same scene at night: dark, its daylight gone (weak
+    light unrelated to the day's), with lamps at fixed places."""
+    day = _scene(w, h, seed)
+    night = 0.03 + 0.03 * np.random.default_rng(seed + 10).random((h, w, 3))
+    lamps = np.zeros((h, w), bool)
+    lamps[20:22, 4:6] = lamps[24:26, 30:32] = lamps[14:16, 40:42] = True
+    night[lamps] = [1.0, 0.7, 0.3]
+    return day, night
+
+
+def camera(folder: Path, labels: list[str] | None, seed=0) -> Path:
+    """A webcam: day frames, dusk, nights with lamps; timestamps.txt with `labels` if given.
+    Frame 0 is brightest of all but labelled night when labels are given (a floodlit
+    night, say), so that the photo must follow the labels."""
+    day, night = _night_scene(seed=seed)
+    frames = [np.clip(day * 1.5, 0, 1), day, 0.8 * day, 0.5 * day + 0.5 * night, night, 0.7 * night]
+    folder.mkdir(parents=True)
+    for t, f in enumerate(frames):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(folder / f"{t:04d}.png")
+    if labels:
+        (folder / "timestamps.txt").write_text("".join(f"20150101_{t:02d}0000 UTC {x}\n" for t, x in enumerate(labels)))
+    return folder
+
+
+def test_cross_scene_on_synthetic_cameras(animator, tmp_path):
+    from timelapse_cli.benchmark import cross_scene, cross_scene_inputs
+
+    data = tmp_path / "data"
+    camera(data / "cam-labelled", ["night", "day", "day", "day", "night", "night"])
+    camera(data / "cam-plain", None, seed=1)
+    sequence(data / "cam-daylong", n=4, gains=[1.0, 1.1, 0.9, 1.0])     # no night: not a camera
+    sequence(data / "ref", n=8, gains=list(np.linspace(1.2, 0.1, 8)), seed=2)
+    cameras, refs = cross_scene_inputs(str(data), "cam-*", ("ref",))
+    assert [c.name for c in cameras] == ["cam-labelled", "cam-plain"] and [r.name for r in refs] == ["ref"]
+    opts = BenchmarkOptions(methods=("still", "reinhard-class"), size=48, ref_size=48, segmenter="none", batch=3)
+    ticks = []
+    with torch.inference_mode():
+        cs = cross_scene(animator, opts, cameras, refs, lambda: ticks.append(1))
+    assert len(ticks) == 4 and len(cs["pairs"]) == 2
+    labelled, plain = cs["pairs"]
+    # Labels decide: frame 0 is brighter but labelled night; without labels it is the photo.
+    assert labelled["photo_frame"] == 1 and plain["photo_frame"] == 0
+    assert labelled["night_frames"] == 3 and plain["night_frames"] == 2   # plain: luma < 0.12
+    clip = torch.stack([torch.from_numpy(np.asarray(Image.open(f), np.float32) / 255).permute(2, 0, 1)
+                        for f in sorted((data / "cam-labelled").glob("*.png"))])
+    photo = clip[1:2]
+    still, rc = (r for r in labelled["rows"])
+    assert still["method"] == "still" and still["dark_frames"] == 1   # 10% of 8 frames: at least 1
+    # still: every output frame is the photo; the real night closest in mean luma is frame 0 (floodlit).
+    assert still["psnr"] == pytest.approx(psnr(photo, clip[0:1]).item(), rel=1e-6)
+    assert still["black"] == pytest.approx(psnr(torch.zeros_like(photo), clip[0:1]).item(), rel=1e-6)
+    assert still["daylight_left"] == pytest.approx(1.0)
+    # The transfer follows the reference into its night: darker, nearer the real nights.
+    assert rc["psnr"] > still["psnr"] and rc["daylight_left"] > 0.9   # ... but keeps the day's structure
+    # Real nights: no daylight left but in the floodlit frame 0 (r = 1 there).
+    assert labelled["real_daylight_left"] < 0.5
+    assert labelled["real_lit_share"] > 0 and labelled["ref_lit_share"] == 0.0
+    for r in labelled["rows"] + plain["rows"]:
+        assert math.isnan(r["share_ratio"])      # the reference's darkest frame has no lights
+        assert r["lit_share"] == 0.0 and math.isnan(r["lift"]) and r["lift_frames"] == 0
+    means = {(r["group"], r["method"]): r for r in cs["by_camera"] + cs["by_reference"] + cs["mean"]}
+    assert means[("ref", "still")]["psnr"] == pytest.approx((still["psnr"] + plain["rows"][0]["psnr"]) / 2)
+    assert means[(None, "reinhard-class")]["pairs"] == 2
+    result = type("R", (), dict(machine={}, speed=[], stages=None, quality=None, evaluation=None, borders=None,
+                                cross_scene=cs))()
+    from rich.console import Console
+
+    console = Console(width=80, record=True)
+    for t in tables(result):
+        console.print(t)
+    text = console.export_text()
+    assert "cam-labelled" in text and "(real nights)" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_cross_scene_lift_of_lamps_in_place(animator, tmp_path):
+    """The measures themselves on an output that is the camera's own night: lift = 1/share."""
+    from timelapse_cli.benchmark import _night_truth
+    from timelapse_cli import metrics
+
+    _, night = _night_scene()
+    real = torch.from_numpy(night).permute(2, 0, 1)[None].float()
+    day = torch.from_numpy(_scene(48, 32)).permute(2, 0, 1)[None].float()
+    out = torch.cat([real, day, day])
+    blocks = metrics.lit_blocks(real)
+    row = _night_truth(out, day, real, metrics.mean_luminance(real), blocks, ref_share=0.05)
+    share = metrics.lit_share(blocks).item()
+    assert row["dark_frames"] == 1 and row["psnr"] == 100.0   # the darkest output frame is the real night
+    assert row["lift"] == pytest.approx(1 / share) and row["lift_union"] == pytest.approx(1 / share)
+    assert row["lit_share"] == pytest.approx(share) and row["share_ratio"] == pytest.approx(share / 0.05)
+
+
+def test_cli_cross_scene(tiny_weights, tmp_path):
+    data = tmp_path / "data"
+    camera(data / "cam", ["day", "day", "day", "night", "night", "night"])
+    sequence(data / "ref", n=4, gains=[1.0, 0.6, 0.3, 0.1])
+    out_json = tmp_path / "c.json"
+    result = CliRunner().invoke(app, ["benchmark", "--cross-scene", str(data), "--sequences", "cam",
+                                      "--night-refs", "ref", "--methods", "still,timeflies", "--size", "48",
+                                      "--segmenter", "none", "--weights", str(tiny_weights), "--json", str(out_json)])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert "Cross-scene with truth" in result.output and "speed" not in result.output
+    pairs = json.loads(out_json.read_text())["cross_scene"]["pairs"]
+    assert [(p["camera"], p["reference"], [r["method"] for r in p["rows"]]) for p in pairs] == [
+        ("cam", "ref", ["still", "timeflies"])]
+    assert_one_line_error(run_cli("benchmark", "--cross-scene", data, "--sequences", "cam", "--night-refs",
+                                  "ref,nowhere", "--weights", tiny_weights), "nowhere", "--night-refs")
+    sequence(data / "daylong", n=3, gains=[1.0, 0.9, 1.1])
+    assert_one_line_error(run_cli("benchmark", "--cross-scene", data, "--sequences", "day*", "--night-refs", "ref",
+                                  "--weights", tiny_weights), "no sequence matching 'day*'", "night")
+    assert_one_line_error(run_cli("benchmark", "--cross-scene", data, "--sequences", "cam", "--night-refs", "cam",
+                                  "--weights", tiny_weights), "its own reference")
+
+
+@pytest.mark.slow
+def test_cross_scene_on_a_real_camera():
+    from timelapse_cli.benchmark import cross_scene, cross_scene_inputs
+
+    data = needs_data("timelapse")
+    needs_data("timelapse", "amos-sea-town")
+    cameras, refs = cross_scene_inputs(str(data), "amos-sea-town", ("tilde-frankfurt",))
+    opts = BenchmarkOptions(methods=("still", "reinhard-class"), size=64, ref_size=64, max_frames=12,
+                            segmenter="builtin")
+    with torch.inference_mode():
+        cs = cross_scene(Animator(device="cpu"), opts, cameras, refs)
+    (pair,) = cs["pairs"]
+    labels = (data / "amos-sea-town" / "timestamps.txt").read_text().split()[2::3]
+    assert labels[pair["photo_frame"]] == "day" and pair["night_frames"] == labels.count("night")
+    still, rc = pair["rows"]
+    assert still["dark_frames"] == rc["dark_frames"] == 2                # ceil(10% of 12)
+    assert still["daylight_left"] == pytest.approx(1.0)                  # the photo itself
+    # Real nights keep much less of the day than the photo does; the transfer darkens
+    # towards them (higher PSNR than the photo) but keeps more daylight than they do.
+    assert pair["real_daylight_left"] < 0.6
+    assert rc["psnr"] > still["psnr"] + 1 and rc["daylight_left"] > pair["real_daylight_left"]
+    assert 0 <= pair["ref_lit_share"] < 1 and pair["real_lit_share"] > 0   # lights in the real nights
+
+
+def test_split_holds_amos_cameras_by_camera_and_keeps_the_previous_test_split():
+    from timelapse_cli.recipe import TEST_SEQUENCES, VALIDATION_SEQUENCES, split_patterns
+
+    old = ("pyramid-webcam", "tilde-frankfurt", "suburb-sunset-night", "cypress-webcam",
+           "sky-clip-05", "sky-clip-17", "sky-clip-29", "sky-clip-41")
+    assert split_patterns("test-2025").split(",") == list(old)
+    test = split_patterns("test").split(",")
+    assert test[:8] == list(old) and test[8:] == ["amos-monumento", "amos-river-town", "amos-sea-town"]
+    assert {"amos-tower-rooftops", "amos-old-town-fog"} <= set(split_patterns("validation").split(","))
+    assert not set(TEST_SEQUENCES) & set(VALIDATION_SEQUENCES)
+    with pytest.raises(Exception, match="test-2025"):
+        split_patterns("train")

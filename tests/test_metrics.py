@@ -326,3 +326,102 @@ def test_structure_r_keeps_edges_under_colour_change_and_loses_them_under_noise(
     r = metrics.structure_r(photo, torch.cat([photo, darker, noise]))
     assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(1.0, abs=1e-6)
     assert r[2] < 0.3
+
+
+# ---------------------------------------------------------------------------- nights
+
+def _rgb(*values_hw) -> torch.Tensor:
+    return _frames(*values_hw).double()
+
+
+def test_luminance_is_rec709_luma_of_the_srgb_values():
+    x = torch.zeros(3, 3, 1, 1, dtype=torch.float64)
+    x[0, 0], x[1, 1], x[2, 2] = 1, 1, 1  # pure red, green, blue
+    assert metrics.luminance(x).flatten().tolist() == pytest.approx([0.2126, 0.7152, 0.0722])
+    assert metrics.mean_luminance(_rgb([[0.2, 0.4]])).item() == pytest.approx(0.3)
+
+
+def test_night_frames_are_below_the_threshold():
+    clip = _rgb([[0.119]], [[0.121]], [[0.5]], [[0.0]])
+    assert metrics.NIGHT_LUMINANCE == 0.12
+    assert metrics.is_night(clip).tolist() == [True, False, False, True]
+
+
+def test_flat_is_each_frames_mean_colour():
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    f = metrics.flat(x)
+    assert f.shape == x.shape
+    assert torch.allclose(f[1, :, 3, 4], x[1].mean((1, 2)))
+    assert torch.allclose(f[0].std((1, 2)), torch.zeros(3, dtype=torch.float64))
+    # A frame that already is its mean colour is its own flat frame: infinite PSNR.
+    assert psnr(metrics.flat(_rgb([[0.3, 0.3]])), _rgb([[0.3, 0.3]])).item() == math.inf
+
+
+def test_black_frame_psnr_is_minus_ten_log_of_the_mean_square():
+    target = _rgb([[0.1, 0.3], [0.0, 0.2]])  # mean square 0.035
+    black = torch.zeros_like(target)
+    assert psnr(black, target).item() == pytest.approx(-10 * math.log10(0.035))
+
+
+def test_lit_pixels_floor_and_median_factor():
+    # Dark frame (median 0.02): the floor 0.15 decides; bright frame (median 0.1): 4 x 0.1.
+    dark = [[0.02, 0.02, 0.02], [0.02, 0.14, 0.16]]
+    bright = [[0.1, 0.1, 0.1], [0.1, 0.39, 0.41]]
+    lit = metrics.lit(_rgb(dark, bright))
+    assert lit.dtype == torch.bool and lit.shape == (2, 2, 3)
+    assert lit[0].tolist() == [[False, False, False], [False, False, True]]
+    assert lit[1].tolist() == [[False, False, False], [False, False, True]]
+
+
+def test_lit_blocks_ceil_mode_and_share():
+    x = torch.zeros(1, 3, 10, 17, dtype=torch.float64)
+    x[0, :, 9, 16] = 1.0  # in the partial block at the bottom right corner
+    x[0, :, 0, 8] = 1.0   # in the second block of the first row
+    blocks = metrics.lit_blocks(x)
+    assert blocks.shape == (1, 2, 3)
+    assert blocks[0].tolist() == [[False, True, False], [False, False, True]]
+    assert metrics.lit_share(blocks).item() == pytest.approx(2 / 6)
+
+
+def test_lift_perfect_random_wrong_and_undefined():
+    real = torch.zeros(1, 4, 5, dtype=torch.bool)
+    real[0, 0, :2] = True                                      # share 2/20
+    share = metrics.lit_share(real).item()
+    assert metrics.lift(real, real).item() == pytest.approx(1 / share)   # perfect placement: 10
+    wrong = torch.zeros(1, 4, 5, dtype=torch.bool)
+    wrong[0, 3, 3] = True
+    assert metrics.lift(wrong, real).item() == 0.0
+    half = wrong.clone()
+    half[0, 0, 0] = True                                      # one of two output lights hits
+    assert metrics.lift(half, real).item() == pytest.approx(0.5 / share)
+    everywhere = torch.ones(1, 4, 5, dtype=torch.bool)         # lights everywhere: chance, 1
+    assert metrics.lift(everywhere, real).item() == pytest.approx(1.0)
+    none = torch.zeros(1, 4, 5, dtype=torch.bool)
+    assert math.isnan(metrics.lift(none, real).item())         # nothing placed
+    assert math.isnan(metrics.lift(real, none).item())         # nothing to hit
+    # A real map of one frame (e.g. the union of a camera's nights) is used for every output frame.
+    both = metrics.lift(torch.cat([real, wrong]), real)
+    assert both.tolist() == pytest.approx([1 / share, 0.0])
+    with pytest.raises(ValueError, match="block maps"):
+        metrics.lift(real, torch.zeros(1, 4, 4, dtype=torch.bool))
+
+
+def test_daylight_left_keeps_or_inverts_the_photo_and_ignores_lights():
+    torch.manual_seed(0)
+    photo = 0.2 + 0.6 * torch.rand(1, 3, 16, 16, dtype=torch.float64)
+    dimmed = 0.1 * photo                                       # the day dimmed: all daylight left
+    assert metrics.daylight_left(dimmed, photo).item() == pytest.approx(1.0)
+    inverted = 0.1 * (1 - photo)
+    assert metrics.daylight_left(inverted, photo).item() == pytest.approx(-1.0)
+    # A lamp where the photo is dark is a lit pixel: left out, the dimmed rest still scores 1,
+    # while the same lamp counted in would lower the correlation.
+    lamp = dimmed.clone()
+    y = metrics.luminance(photo)[0, 0]
+    i, j = divmod(int(y.argmin()), 16)
+    lamp[0, :, i, j] = 1.0
+    assert metrics.lit(lamp)[0, i, j] and metrics.lit(lamp).sum() == 1
+    assert metrics.daylight_left(lamp, photo).item() == pytest.approx(1.0)
+    assert metrics.pearson(metrics.luminance(lamp), y) < 0.9
+    # A frame equal to its own mean colour has no structure: NaN, not an error.
+    r = metrics.daylight_left(torch.cat([metrics.flat(photo) * 0.1, dimmed]), photo)
+    assert math.isnan(r[0].item()) and r[1].item() == pytest.approx(1.0)

@@ -7,7 +7,13 @@ Four independent parts, each run when asked for:
 - stages(I, V):     one real `animate` run, its time per stage (decode, segment, ...);
 - quality(I, V):    E_tmp, sigma_tmp, SSIM(I, F~_t) and the Gram distance to F_t (Fig. 7);
 - evaluate(DIR):    the held-out self-supervised check of method.md on every sequence:
-                    I = flipped mean frame, target = flipped frame; PSNR, SSIM, E_tmp, sigma_tmp.
+                    I = flipped mean frame, target = flipped frame; PSNR, SSIM, E_tmp, sigma_tmp;
+                    and on the night frames (target mean luma < 0.12) their PSNR beside an
+                    all-black frame and the target's own mean colour;
+- cross_scene(DIR): issue 18's night check with truth: a camera's brightest day frame as
+                    the photo, another city's day-to-night sequence as the reference; the
+                    output's darkest frames against the camera's real night frames (PSNR,
+                    daylight left, lit-block share, lift of the lights).
 """
 from __future__ import annotations
 
@@ -40,6 +46,9 @@ _TIMEFLIES_ROWS = {"timeflies-full": "timeflies", "paper-size": "timeflies"}
 # Paper Table 2, Time Flies on one RTX 2080 Ti (FPS), for the plot.
 PAPER_FPS = {64: 60.87, 128: 31.77, 256: 11.19, 512: 2.23, 1024: 0.58}
 ProgressFn = Callable[[int, int], None]
+# The cross-scene night check's default references: day-to-night city sequences.
+NIGHT_REFERENCES = ("pyramid-webcam", "tilde-frankfurt")
+DARK_SHARE = 0.1  # the cross-scene check looks at the output's darkest 10% of frames
 
 
 @dataclass
@@ -56,6 +65,8 @@ class BenchmarkOptions:
     stage_size: int = 512            # long side of the photo in the stage breakdown
     eval_dir: str | None = None
     borders_dir: str | None = None   # the shared data folder: border-band errors (borders.py)
+    cross_dir: str | None = None     # cameras and references of the cross-scene night check
+    night_refs: tuple[str, ...] = NIGHT_REFERENCES  # its references (sequence names in cross_dir)
     sequences: str = "*"             # name pattern of the sequences to evaluate
     max_frames: int | None = None    # cap on frames per sequence / reference
     vgg: str | None = None           # ImageNet VGG-19 for the Gram distance
@@ -73,6 +84,7 @@ class BenchmarkResult:
     quality: dict | None = None
     evaluation: dict | None = None
     borders: list[dict] | None = None
+    cross_scene: dict | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -91,9 +103,10 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
     if min([opts.frames, opts.repeats, opts.batch, *opts.res] or [1]) < 1:
         raise TimefliesError("--res, --frames, --repeats and --batch must be positive")
     sequences = eval_sequences(opts.eval_dir, opts.sequences) if opts.eval_dir else []
+    cameras, refs = cross_scene_inputs(opts.cross_dir, opts.sequences, opts.night_refs) if opts.cross_dir else ([], [])
     animator = Animator(weights, device)
     result = BenchmarkResult(machine_info(animator.device))
-    ticker = _Ticker(progress, _work_units(opts, len(sequences)))
+    ticker = _Ticker(progress, _work_units(opts, len(sequences), _pair_count(cameras, refs)))
     with torch.inference_mode():
         for res in opts.res:
             result.speed += speed(animator, res, opts, ticker)
@@ -110,6 +123,8 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
             result.borders = borders.evaluate(animator, opts.borders_dir, methods, ref_size=opts.ref_size,
                                               max_frames=opts.max_frames or 16, batch=opts.batch,
                                               seed=opts.seed, tick=ticker)
+        if opts.cross_dir:
+            result.cross_scene = cross_scene(animator, opts, cameras, refs, ticker)
     return result
 
 
@@ -290,20 +305,42 @@ def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lam
         photo = np.ascontiguousarray(mean[:, ::-1])                        # I: flipped mean frame
         scene, k, labels_from = _scene_labels(seq, frames, size, opts, str(device))
         img_ids = np.ascontiguousarray(scene[:, ::-1])
+        nights = metrics.is_night(target)                                  # (N,) bool
+        night_target = target[nights]
         rows = []  # the "still" method is the check's floor, "output = I"
+        night = None
+        if len(night_target):  # references: all black, and the target's own mean colour
+            night = dict(frames=int(nights.sum()),
+                         black=_mean(metrics.psnr(torch.zeros_like(night_target[:1]), night_target)),
+                         target_flat=_mean(metrics.psnr(metrics.flat(night_target), night_target)), rows=[])
         for name in opts.methods:
             out = _generate(animator, name, opts, photo, img_ids, scene, k, frames, size)
             rows.append(dict(method=name, psnr=_mean(metrics.psnr(out, target)),
                              ssim=metrics.ssim(out, target).mean().item(),
                              e_tmp=metrics.e_tmp(out), sigma_tmp=metrics.sigma_tmp(target, out)))
+            if night:
+                night["rows"].append(dict(method=name, psnr=_mean(metrics.psnr(out[nights], night_target))))
             tick()
         per_seq.append(dict(sequence=seq.name, frames=len(frames), size=list(size),
-                            labels_from=labels_from, target_e_tmp=metrics.e_tmp(target), rows=rows))
+                            labels_from=labels_from, target_e_tmp=metrics.e_tmp(target), rows=rows, night=night))
     names = [r["method"] for r in per_seq[0]["rows"]]
     mean_rows = [dict(method=n, **{key: float(np.mean([s["rows"][i][key] for s in per_seq]))
                                    for key in ("psnr", "ssim", "e_tmp", "sigma_tmp")})
                  for i, n in enumerate(names)]
-    return dict(data=str(data_dir), sequences=per_seq, mean=mean_rows)
+    return dict(data=str(data_dir), sequences=per_seq, mean=mean_rows, night_mean=_night_mean(per_seq, names))
+
+
+def _night_mean(per_seq: list[dict], names: list[str]) -> dict | None:
+    """Night PSNR averaged over the sequences that have night frames (None if none has)."""
+    nights = [s["night"] for s in per_seq if s["night"]]
+    if not nights:
+        return None
+    return dict(sequences=[s["sequence"] for s in per_seq if s["night"]],
+                frames=sum(n["frames"] for n in nights),
+                black=float(np.mean([n["black"] for n in nights])),
+                target_flat=float(np.mean([n["target_flat"] for n in nights])),
+                rows=[dict(method=m, psnr=float(np.mean([n["rows"][i]["psnr"] for n in nights])))
+                      for i, m in enumerate(names)])
 
 
 def eval_sequences(data_dir: str, pattern: str = "*") -> list[data.Sequence]:
@@ -327,6 +364,186 @@ def _scene_labels(seq: data.Sequence, frames: list[np.ndarray], size, opts: Benc
     ids, source = data.scene_labels(seq, frames, size, segmenter)
     (ids,), k = labels.unify_ids(ids)
     return ids, k, source
+
+
+# ----------------------------------------------------------------------- cross-scene
+
+TIMESTAMPS = "timestamps.txt"  # per frame: "YYYYMMDD_HHMMSS UTC day|night" (the AMOS webcams)
+
+
+def day_night(seq: data.Sequence) -> list[str] | None:
+    """The day/night label of each frame of `seq` from its folder's timestamps.txt
+    ("day" or "night", in frame order), or None when it has none."""
+    path = seq.path / TIMESTAMPS
+    if not path.is_file():
+        return None
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    found = [parts[-1].lower() for parts in lines]
+    if len(found) != seq.frames or any(x not in ("day", "night") for x in found):
+        raise InputError(f"sequence '{seq.name}': {path} must hold one line 'YYYYMMDD_HHMMSS UTC day|night' "
+                         f"per frame ({seq.frames}), got {len(lines)} lines; fix or remove it")
+    return found
+
+
+def _night_mask(seq: data.Sequence, frames: torch.Tensor) -> torch.Tensor:
+    """Which frames of `seq` are real nights: labelled night in timestamps.txt, else (no
+    timestamps) mean luma < NIGHT_LUMINANCE. frames (N, 3, h, w) -> (N,) bool."""
+    found = day_night(seq)
+    if found is None:
+        return metrics.is_night(frames).cpu()
+    return torch.tensor([x == "night" for x in found])
+
+
+def cross_scene_inputs(data_dir: str, pattern: str, references) -> tuple[list[data.Sequence], list[data.Sequence]]:
+    """The cameras (sequences of data_dir matching `pattern` that have night frames; pattern
+    "*" = the test split's AMOS webcams) and the reference sequences named `references`."""
+    from .recipe import TEST_SEQUENCES
+
+    references = tuple(references)
+    if not references:
+        raise TimefliesError("--night-refs needs at least one reference sequence")
+    refs = data.find_sequences(data_dir, 2, "a reference needs at least 2", ",".join(references))
+    missing = [r for r in references if r not in {s.name for s in refs}]
+    if missing:
+        raise InputError(f"reference sequence(s) {', '.join(missing)} not found in '{data_dir}'; "
+                         "check --night-refs")
+    refs = sorted(refs, key=lambda s: references.index(s.name))
+    if pattern == "*":
+        pattern = ",".join(n for n in TEST_SEQUENCES if n.startswith("amos-"))
+    cameras = []
+    for seq in data.find_sequences(data_dir, 2, "the photo and the nights need at least 2", pattern):
+        if day_night(seq) is not None:
+            has_night = "night" in day_night(seq)
+        else:
+            small = images.fit_size(seq.width, seq.height, None, 64)
+            has_night = bool(metrics.is_night(data.load_frames(seq, 0, seq.frames, small)).any())
+        if has_night:
+            cameras.append(seq)
+    if not cameras:
+        raise InputError(f"no sequence matching '{pattern}' in '{data_dir}' has night frames (labelled night "
+                         f"in {TIMESTAMPS}, or mean luminance < {metrics.NIGHT_LUMINANCE}); choose others "
+                         "with --sequences")
+    if not _pair_count(cameras, refs):
+        raise InputError("each camera is its own reference (not cross-scene); give another reference "
+                         "with --night-refs or other cameras with --sequences")
+    return cameras, refs
+
+
+def _pair_count(cameras: list[data.Sequence], refs: list[data.Sequence]) -> int:
+    """Camera x reference pairs, a camera never its own reference."""
+    return sum(1 for c in cameras for r in refs if c.name != r.name)
+
+
+def cross_scene(animator: Animator, opts: BenchmarkOptions, cameras: list[data.Sequence],
+                refs: list[data.Sequence], tick=lambda: None) -> dict:
+    """Every camera x reference: the camera's brightest day frame as the photo (at --size),
+    the reference at --ref-size as animate reads it, every method run as --eval runs it;
+    the output's darkest frames measured against the camera's real night frames."""
+    device = animator.device
+    segmenter = None
+    if opts.segmenter != "none":
+        from .segment import resolve_segmenter
+
+        segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, str(device))
+    references = []  # per reference: frames (uint8 list), size, raw label map, the darkest frame's lit share
+    for ref in refs:
+        ref_size = images.fit_size(ref.width, ref.height, None, opts.ref_size)
+        clip = data.load_frames(ref, 0, min(ref.frames, opts.max_frames or ref.frames), ref_size)
+        frames = list((clip * 255).round().byte().permute(0, 2, 3, 1).numpy())
+        ids, source = data.scene_labels(ref, frames, ref_size, segmenter)
+        real = _clip(frames, device)                                        # (n, 3, h, w)
+        darkest = int(metrics.mean_luminance(real).argmin())
+        share = metrics.lit_share(metrics.lit_blocks(real[darkest:darkest + 1])).item()
+        references.append((ref, frames, ref_size, ids, source, darkest, share))
+    pairs = []
+    for cam in cameras:
+        size = images.fit_size(cam.width, cam.height, None, opts.size)
+        real = data.load_frames(cam, 0, cam.frames, size).to(device)       # (N, 3, H, W), as uint8
+        nights = _night_mask(cam, real).to(device)
+        found = day_night(cam)
+        day = torch.tensor([x == "day" for x in found], device=device) if found else torch.ones_like(nights)
+        if not day.any():
+            day = ~nights
+        lum = metrics.mean_luminance(real)
+        photo_index = int(torch.where(day, lum, torch.full_like(lum, -1.0)).argmax())
+        photo_t = real[photo_index:photo_index + 1]                          # (1, 3, H, W)
+        photo = (photo_t[0] * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        night_frames = real[nights]                                          # (M, 3, H, W)
+        night_lum = metrics.mean_luminance(night_frames)                     # (M,)
+        union = metrics.lit_blocks(night_frames).any(0, keepdim=True)        # (1, h, w)
+        if segmenter is None:
+            raw_img = np.zeros(size[::-1], np.int64)
+        else:
+            from .segment import segment_photo
+
+            raw_img = labels.fit_label_map(segment_photo(photo, segmenter), size, "segmentation", cam.name)
+        for ref, frames, ref_size, raw_ref, source, darkest, ref_share in references:
+            if ref.name == cam.name:
+                continue  # not cross-scene
+            (img_ids, ref_ids), k = labels.unify_ids(raw_img, raw_ref)
+            rows = []
+            for name in opts.methods:
+                out = run_method(animator, name, photo_t, torch.from_numpy(img_ids).to(device),
+                                 torch.from_numpy(ref_ids).to(device), k, frames, ref_size, opts.batch, opts.seed)
+                rows.append(dict(method=name, **_night_truth(out, photo_t, night_frames, night_lum, union,
+                                                             ref_share)))
+                tick()
+            pairs.append(dict(camera=cam.name, reference=ref.name, size=list(size), ref_size=list(ref_size),
+                              photo_frame=photo_index, night_frames=len(night_frames), ref_frames=len(frames),
+                              ref_darkest_frame=darkest, ref_lit_share=ref_share, labels_from=source,
+                              real_daylight_left=_nanmean(metrics.daylight_left(night_frames, photo_t)),
+                              real_lit_share=_nanmean(metrics.lit_share(metrics.lit_blocks(night_frames))),
+                              rows=rows))
+    return dict(data=str(Path(cameras[0].path).parent), dark_share=DARK_SHARE, pairs=pairs,
+                by_camera=_cross_means(pairs, "camera"), by_reference=_cross_means(pairs, "reference"),
+                mean=_cross_means(pairs, None))
+
+
+CROSS_KEYS = ("psnr", "black", "own_flat", "daylight_left", "real_daylight_left", "lit_share", "ref_lit_share",
+              "share_ratio", "lift", "lift_union")
+
+
+def _night_truth(out: torch.Tensor, photo: torch.Tensor, nights: torch.Tensor, night_lum: torch.Tensor,
+                 union: torch.Tensor, ref_share: float) -> dict:
+    """The cross-scene measures of one output (N, 3, H, W) on its darkest DARK_SHARE of
+    frames, each against the real night frame (of nights (M, 3, H, W)) closest in mean
+    luma; means over those frames (lifts and correlations over the frames where defined)."""
+    lum = metrics.mean_luminance(out)
+    dark = lum.argsort()[:max(1, math.ceil(DARK_SHARE * len(out)))]         # darkest first
+    o = out[dark]                                                            # (D, 3, H, W)
+    r = nights[(lum[dark, None] - night_lum[None]).abs().argmin(1)]          # (D, 3, H, W)
+    blocks = metrics.lit_blocks(o)                                           # (D, h, w)
+    share = _nanmean(metrics.lit_share(blocks))
+    lift = metrics.lift(blocks, metrics.lit_blocks(r))
+    return dict(dark_frames=len(dark), psnr=_mean(metrics.psnr(o, r)),
+                black=_mean(metrics.psnr(torch.zeros_like(r[:1]), r)),
+                own_flat=_mean(metrics.psnr(metrics.flat(o), r)),
+                daylight_left=_nanmean(metrics.daylight_left(o, photo)),
+                real_daylight_left=_nanmean(metrics.daylight_left(r, photo)),
+                lit_share=share, ref_lit_share=ref_share,
+                share_ratio=share / ref_share if ref_share > 0 else math.nan,
+                lift=_nanmean(lift), lift_frames=int((~lift.isnan()).sum()),
+                lift_union=_nanmean(metrics.lift(blocks, union)))
+
+
+def _nanmean(values) -> float:
+    """Mean of the values that are not NaN (NaN if none is)."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    v = v[~v.isnan()]
+    return v.mean().item() if len(v) else math.nan
+
+
+def _cross_means(pairs: list[dict], by: str | None) -> list[dict]:
+    """Per method, the measures averaged over the pairs of each camera (by="camera"), of
+    each reference (by="reference") or of all pairs (by=None); NaNs left out."""
+    groups = list(dict.fromkeys(p[by] for p in pairs)) if by else [None]
+    out = []
+    for group in groups:
+        chosen = [p for p in pairs if by is None or p[by] == group]
+        for i, row in enumerate(chosen[0]["rows"]):
+            out.append(dict(group=group, method=row["method"], pairs=len(chosen),
+                            **{key: _nanmean([p["rows"][i][key] for p in chosen]) for key in CROSS_KEYS}))
+    return out
 
 
 # ---------------------------------------------------------------------------- shared
@@ -396,7 +613,7 @@ class _Ticker:
             self.progress(self.done, self.total)
 
 
-def _work_units(opts: BenchmarkOptions, sequences: int) -> int:
+def _work_units(opts: BenchmarkOptions, sequences: int, pairs: int = 0) -> int:
     speed_rows = sum(1 for n in SPEED_METHODS if _TIMEFLIES_ROWS.get(n, n) in opts.methods)
     units = len(opts.res) * speed_rows * (opts.repeats + 1)
     if opts.image:
@@ -407,4 +624,4 @@ def _work_units(opts: BenchmarkOptions, sequences: int) -> int:
         from .borders import PHOTOS
 
         units += len(PHOTOS) * sum(1 for m in opts.methods if m not in ("still", "reinhard"))
-    return units
+    return units + pairs * len(opts.methods)

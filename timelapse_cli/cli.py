@@ -335,10 +335,18 @@ def benchmark(
     borders: Annotated[Optional[Path], typer.Option(
         help="The shared data folder: error at the sky border of photos with hand-drawn masks, hard "
         "vs soft border (borders.py).", show_default=False)] = None,
+    cross_scene: Annotated[Optional[Path], typer.Option(
+        help="Data folder: night check with truth, each camera's brightest day frame animated with each "
+        "--night-refs sequence, its darkest frames against the camera's real nights (cameras: --sequences "
+        "or --split; default the test split's AMOS webcams).", show_default=False)] = None,
+    night_refs: Annotated[str, typer.Option(help="Comma-separated reference sequences of --cross-scene.")] =
+        "pyramid-webcam,tilde-frankfurt",
     sequences: Annotated[str, typer.Option(
-        help="Only the --eval sequences whose name matches this pattern (comma-separated: any of them).")] = "*",
+        help="Only the --eval (and --cross-scene) sequences whose name matches this pattern (comma-separated: "
+        "any of them).")] = "*",
     split: Annotated[Optional[str], typer.Option(
-        help="Only the --eval sequences of the shipped weights' test or validation split (recipe.py).",
+        help="Only the --eval (and --cross-scene) sequences of the shipped weights' test or validation split, "
+        "or test-2025 (the test split before the AMOS webcams) (recipe.py).",
         show_default=False)] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated methods to compare.")] =
         "timeflies,still,reinhard,reinhard-class",
@@ -372,19 +380,21 @@ def benchmark(
         from .recipe import split_patterns
         sequences = split_patterns(split)
     sizes = _resolutions([*(res or []), *ctx.args])
-    if not sizes and image is None and eval_dir is None and borders is None:
+    if not sizes and image is None and eval_dir is None and borders is None and cross_scene is None:
         sizes = [256]
     opts = BenchmarkOptions(
         res=sizes, frames=frames, repeats=repeats, batch=batch, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         image=str(image) if image else None, reference=str(reference) if reference else None, size=size,
         stage_size=stage_size, eval_dir=str(eval_dir) if eval_dir else None, sequences=sequences,
-        borders_dir=str(borders) if borders else None,
+        borders_dir=str(borders) if borders else None, cross_dir=str(cross_scene) if cross_scene else None,
+        night_refs=tuple(r.strip() for r in night_refs.split(",") if r.strip()),
         max_frames=max_frames, vgg=str(vgg) if vgg else None, segmenter=segmenter, seg_config=seg_config,
         seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed)
     # Before the run, not after minutes of it: the outputs must not destroy an input or an
     # existing file, and their folders must take files.
     outputs.check_outputs({"--json": json_file, "--plot": plot_file}, {
         "--image": image, "--reference": reference, "--eval": eval_dir, "--borders": borders, "--vgg": vgg, "--weights": weights,
+        "--cross-scene": cross_scene,
         "--checkpoint": seg_checkpoint, "--config": seg_config})
     for option, path, suffix in (("--json", json_file, ".json"), ("--plot", plot_file, ".png")):
         if path:

@@ -1,5 +1,6 @@
 """Evaluation metrics: temporal error and temporal-std error of Time Flies (CVPR 2020),
-per-frame PSNR and SSIM, and a Gram-matrix style distance.
+per-frame PSNR and SSIM, a Gram-matrix style distance, and the night measures of issue 18
+(night frames, flat frames, lit pixels and blocks, the lift of lights, daylight left).
 
 Pure functions: tensors in, a float or a tensor out; no device choice, no IO. Images and
 clips are float tensors with values in [0, 1], laid out (N, 3, H, W) (N frames or images).
@@ -20,8 +21,9 @@ from .model.modulation import Regions
 
 Tensor = torch.Tensor
 
-__all__ = ["e_tmp", "gram_distance", "luminance", "luminance_r", "pearson", "psnr", "sigma_tmp", "ssim",
-           "structure_r"]
+__all__ = ["daylight_left", "e_tmp", "flat", "gram_distance", "is_night", "lift", "lit", "lit_blocks", "lit_share",
+           "luminance", "luminance_r", "mean_luminance", "pearson", "psnr", "sigma_tmp", "ssim", "structure_r",
+           "NIGHT_LUMINANCE"]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -246,3 +248,89 @@ def structure_r(photo: Tensor, frames: Tensor) -> Tensor:
     b = g_frames - g_frames.mean(1, keepdim=True)
     den = torch.sqrt(a.square().sum(1) * b.square().sum(1)).clamp(min=1e-12)
     return (a * b).sum(1) / den
+
+
+# ---------------------------------------------------------------------------- nights
+#
+# Night measures of issue 18. One luminance throughout: `luminance` above (Rec. 709 luma
+# of the sRGB values). A night frame is one whose mean luminance is below NIGHT_LUMINANCE;
+# a lit pixel is brighter than max(LIT_FLOOR, LIT_FACTOR x its frame's median luminance);
+# lights are counted per LIT_BLOCK x LIT_BLOCK block (a block is lit if it holds a lit pixel).
+
+NIGHT_LUMINANCE = 0.12
+LIT_FLOOR = 0.15
+LIT_FACTOR = 4.0
+LIT_BLOCK = 8
+
+
+def mean_luminance(x: Tensor) -> Tensor:
+    """Mean luma of each image: (N, 3, H, W) -> (N,) float64."""
+    return luminance(x).mean((1, 2, 3))
+
+
+def is_night(x: Tensor) -> Tensor:
+    """Which images are night frames (mean luma < NIGHT_LUMINANCE): (N, 3, H, W) -> (N,) bool."""
+    return mean_luminance(x) < NIGHT_LUMINANCE
+
+
+def flat(x: Tensor) -> Tensor:
+    """Each image replaced by its own mean colour: (N, 3, H, W) -> (N, 3, H, W), x's dtype."""
+    _check_images("x", x)
+    return x.mean((2, 3), keepdim=True).expand_as(x).clone()
+
+
+def lit(x: Tensor) -> Tensor:
+    """Lit pixels: luma > max(LIT_FLOOR, LIT_FACTOR x the image's median luma).
+    (N, 3, H, W) -> (N, H, W) bool."""
+    y = luminance(x)[:, 0]                                          # (N, H, W)
+    median = y.flatten(1).median(1).values.view(-1, 1, 1)           # (N, 1, 1)
+    return y > (LIT_FACTOR * median).clamp(min=LIT_FLOOR)
+
+
+def lit_blocks(x: Tensor, block: int = LIT_BLOCK) -> Tensor:
+    """Whether each block x block tile holds a lit pixel; partial tiles at the right and
+    bottom borders count as blocks (ceil mode). (N, 3, H, W) -> (N, ceil(H/b), ceil(W/b)) bool."""
+    mask = lit(x).double()[:, None]                                 # (N, 1, H, W)
+    return F.max_pool2d(mask, block, block, ceil_mode=True)[:, 0] > 0
+
+
+def lit_share(blocks: Tensor) -> Tensor:
+    """Fraction of lit blocks per image: (N, h, w) bool -> (N,) float64."""
+    return blocks.flatten(1).double().mean(1)
+
+
+def lift(out_blocks: Tensor, real_blocks: Tensor) -> Tensor:
+    """How many times more often an output lit block falls on a block lit in the real
+    frame than chance: P(real lit | output lit) / P(real lit), per image.
+
+    out_blocks (N, h, w) and real_blocks (N or 1, h, w) bool (as lit_blocks gives them).
+    1 = placed no better than at random; 1 / share(real) = every output light on a real
+    one (the maximum); 0 = none on a real one. NaN where it is undefined: the output has
+    no lit block (nothing placed) or the real frame has none (nothing to hit); average
+    with nanmean and report how many images were defined. Returns (N,) float64."""
+    if out_blocks.dim() != 3 or real_blocks.dim() != 3 or out_blocks.shape[1:] != real_blocks.shape[1:]:
+        raise ValueError(f"need (N, h, w) block maps of one size, got {tuple(out_blocks.shape)} "
+                         f"and {tuple(real_blocks.shape)}")
+    o = out_blocks.flatten(1).double()
+    r = real_blocks.flatten(1).double().expand_as(o)
+    hits, placed, chance = (o * r).sum(1), o.sum(1), r.mean(1)
+    value = hits / placed.clamp(min=1) / chance.clamp(min=1e-12)
+    return torch.where((placed > 0) & (chance > 0), value, torch.full_like(value, math.nan))
+
+
+def daylight_left(out: Tensor, photo: Tensor) -> Tensor:
+    """How much of the photo's daylight the output keeps: per output image, the Pearson
+    correlation of its luma with the photo's luma over the output's pixels that are not
+    lit (so emitters do not count). out (N, 3, H, W), photo (1, 3, H, W). NaN where fewer
+    than 2 such pixels remain or either is constant there. Returns (N,) float64."""
+    _pair(out, photo)
+    y_out, y_photo = luminance(out)[:, 0], luminance(photo)[0, 0]   # (N, H, W), (H, W)
+    dark = ~lit(out)
+    r = []
+    for y, keep in zip(y_out, dark):
+        a, b = y[keep], y_photo[keep]
+        # Constant exactly (max == min), not by pearson's den > 0: a mean's rounding leaves
+        # residuals of 1e-17 that would give a meaningless r.
+        constant = a.numel() < 2 or bool(a.max() == a.min()) or bool(b.max() == b.min())
+        r.append(math.nan if constant else pearson(a, b))
+    return torch.tensor(r, dtype=torch.float64, device=out.device)

@@ -24,6 +24,8 @@ def tables(result: BenchmarkResult) -> list[Table]:
         out += _eval_tables(result.evaluation)
     if result.borders:
         out.append(_borders_table(result.borders))
+    if result.cross_scene:
+        out += _cross_tables(result.cross_scene)
     return out
 
 
@@ -99,7 +101,73 @@ def _eval_tables(ev: dict) -> list[Table]:
     mean = _table(f"Mean over {len(ev['sequences'])} sequences", None, "method", *cols)
     for r in ev["mean"]:
         mean.add_row(r["method"], *(_num(r[c.lower()]) for c in cols))
-    return [per, mean]
+    night = _night_table(ev)
+    return [per, mean] + ([night] if night else [])
+
+
+def _night_table(ev: dict) -> Table | None:
+    """PSNR on the night frames (target mean luma < 0.12) of the sequences that have them."""
+    nights = [s for s in ev["sequences"] if s.get("night")]
+    if not nights:
+        return None
+    t = _table("Night frames (target mean luminance < 0.12): PSNR",
+               "black: an all-black frame; target flat: each target frame's own mean colour (an oracle "
+               "of the global colour); vs: the method's PSNR minus theirs", "sequence", "method", "PSNR",
+               "vs black", "vs flat")
+    for name, n in [*((f"{s['sequence']} ({s['night']['frames']})", s["night"]) for s in nights),
+                    (f"mean of {len(nights)}", ev["night_mean"])]:
+        t.add_row(name, "(black)", f"{n['black']:.2f}", "", "")
+        t.add_row("", "(target flat)", f"{n['target_flat']:.2f}", "", "")
+        for r in n["rows"]:
+            t.add_row("", r["method"], f"{r['psnr']:.2f}", f"{r['psnr'] - n['black']:+.2f}",
+                      f"{r['psnr'] - n['target_flat']:+.2f}")
+        t.add_section()
+    return t
+
+
+_CROSS_COLS = ("PSNR", "black", "flat", "day r", "lit", "xref", "lift", "lift∪")
+
+
+def _cross_cells(r: dict) -> list[str]:
+    f = lambda x, spec: "-" if x != x else format(x, spec)  # noqa: E731 (NaN: undefined)
+    return [f(r["psnr"], ".1f"), f(r["black"], ".1f"), f(r["own_flat"], ".1f"), f(r["daylight_left"], ".2f"),
+            f(r["lit_share"], ".3f"), f(r["share_ratio"], ".2f"), f(r["lift"], ".2f"), f(r["lift_union"], ".2f")]
+
+
+def _cross_tables(cs: dict) -> list[Table]:
+    """Per camera x reference (a table per reference), then means per camera, per reference
+    and over all pairs. No padding but the rule between columns, so that ten fit 80 columns."""
+    caption = (f"on the output's darkest {100 * cs['dark_share']:.0f}% of frames, each against the camera's real "
+               "night frame closest in mean luminance: PSNR of the output, of black, of the output's own mean "
+               "colour (flat); day r: correlation of the output's luminance with the photo's over its unlit "
+               "pixels ((real nights) row: the real frames'); lit: share of 8x8 blocks holding a lit pixel, "
+               "xref: over the reference's darkest frame's share; lift: P(real lit | output lit) / P(real "
+               "lit), lift∪: against the union of the camera's real nights; -: undefined")
+    per = []
+    for ref in dict.fromkeys(p["reference"] for p in cs["pairs"]):
+        t = _table(f"Cross-scene with truth: a camera's brightest day frame + {ref}", caption, "camera", "method",
+                   *_CROSS_COLS)
+        for p in (p for p in cs["pairs"] if p["reference"] == ref):
+            for i, r in enumerate(p["rows"]):
+                t.add_row(p["camera"] if i == 0 else "", r["method"], *_cross_cells(r))
+            t.add_row("", "(real nights)", "", "", "", f"{p['real_daylight_left']:.2f}",
+                      f"{p['real_lit_share']:.3f}", "", "", "")
+            t.add_section()
+        t.padding = (0, 0)
+        per.append(t)
+    mean = _table("Cross-scene with truth: means", "per camera over its references, per reference over "
+                  "the cameras, and over all pairs", "over", "method", *_CROSS_COLS)
+    started = False
+    for key in ("by_camera", "by_reference", "mean"):
+        for i, r in enumerate(cs[key]):
+            new = i == 0 or r["group"] != cs[key][i - 1]["group"]
+            if new and started:
+                mean.add_section()
+            group = r["group"] if r["group"] is not None else f"all {r['pairs']} pairs"
+            mean.add_row(group if new else "", r["method"], *_cross_cells(r))
+            started = True
+    mean.padding = (0, 0)
+    return [*per, mean]
 
 
 def _borders_table(rows: list[dict]) -> Table:
