@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import data, images, labels, metrics, video
 from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8
 from .retime import reference_windows
+from .sky import sky_class
 from .errors import InputError, TimefliesError
 from .methods import METHODS, make_method
 from .model import Generator, GeneratorConfig
@@ -252,7 +253,7 @@ def quality(animator: Animator, image: str, reference: str, opts: BenchmarkOptio
     ref_size = images.fit_size(reader.info.width, reader.info.height, None, opts.ref_size)
     frames = _read(reader, ref_size, opts.max_frames)
     aopts = AnimateOptions(segmenter=opts.segmenter, seg_config=opts.seg_config, seg_checkpoint=opts.seg_checkpoint)
-    img_ids, ref_ids, k, labels_from, _ = label_maps(aopts, photo, Path(image), reader, ref_size, str(device))
+    img_ids, ref_ids, k, labels_from, sky = label_maps(aopts, photo, Path(image), reader, ref_size, str(device))
     real = _clip(frames, device)                                # (N, 3, h, w)
     still = to_tensor(photo).to(device)                         # (1, 3, H, W)
     phi, phi_note = _style_net(animator, opts.vgg)
@@ -262,7 +263,7 @@ def quality(animator: Animator, image: str, reference: str, opts: BenchmarkOptio
     rows = [dict(method="(reference)", e_tmp=metrics.e_tmp(real_at_out), sigma_tmp=0.0, ssim=None, gram=None,
                  luminance_r=None, structure_r=None)]
     for name in opts.methods:
-        out = _generate(animator, name, opts, photo, img_ids, ref_ids, k, frames, ref_size)
+        out = _generate(animator, name, opts, photo, img_ids, ref_ids, k, frames, ref_size, sky)
         gram = torch.cat([metrics.gram_distance(f, r) for f, r in zip(_features(phi, out), real_feats)])
         ssim = metrics.ssim(still, out)
         structure = metrics.structure_r(still, out)
@@ -303,7 +304,7 @@ def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lam
         target = real.flip(-1)                                             # (N, 3, h, w)
         mean = (real.mean(0).permute(1, 2, 0) * 255).round().byte().cpu().numpy()
         photo = np.ascontiguousarray(mean[:, ::-1])                        # I: flipped mean frame
-        scene, k, labels_from = _scene_labels(seq, frames, size, opts, str(device))
+        scene, k, labels_from, sky = _scene_labels(seq, frames, size, opts, str(device))
         img_ids = np.ascontiguousarray(scene[:, ::-1])
         nights = metrics.is_night(target)                                  # (N,) bool
         night_target = target[nights]
@@ -314,7 +315,7 @@ def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lam
                          black=_mean(metrics.psnr(torch.zeros_like(night_target[:1]), night_target)),
                          target_flat=_mean(metrics.psnr(metrics.flat(night_target), night_target)), rows=[])
         for name in opts.methods:
-            out = _generate(animator, name, opts, photo, img_ids, scene, k, frames, size)
+            out = _generate(animator, name, opts, photo, img_ids, scene, k, frames, size, sky)
             rows.append(dict(method=name, psnr=_mean(metrics.psnr(out, target)),
                              ssim=metrics.ssim(out, target).mean().item(),
                              e_tmp=metrics.e_tmp(out), sigma_tmp=metrics.sigma_tmp(target, out)))
@@ -355,15 +356,23 @@ def _mean(values: torch.Tensor) -> float:
 
 
 def _scene_labels(seq: data.Sequence, frames: list[np.ndarray], size, opts: BenchmarkOptions, device: str):
-    """The scene's label map at `size` with ids 0..K-1, K, and where it came from."""
+    """The scene's label map at `size` with ids 0..K-1, K, where it came from, and the sky's id."""
     segmenter = None
     if seq.label_path is None and opts.segmenter != "none":
         from .segment import resolve_segmenter
 
         segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, device)
-    ids, source = data.scene_labels(seq, frames, size, segmenter)
-    (ids,), k = labels.unify_ids(ids)
-    return ids, k, source
+    raw, source = data.scene_labels(seq, frames, size, segmenter)
+    (ids,), k, sky = unify_with_sky(raw)
+    return ids, k, source, sky
+
+
+def unify_with_sky(*maps: np.ndarray) -> tuple[tuple[np.ndarray, ...], int, int | None]:
+    """labels.unify_ids of label maps in the 8 groups (as segmenters and `timeflies segment`
+    write them), and the sky's id after it (None: no sky in the first map)."""
+    ids, k = labels.unify_ids(*maps)
+    groups = max(int(m.max()) for m in maps) < len(labels.GROUP_NAMES)
+    return ids, k, sky_class(ids[0], maps[0], labels.GROUP_NAMES.index("sky") if groups else None)
 
 
 # ----------------------------------------------------------------------- cross-scene
@@ -480,11 +489,12 @@ def cross_scene(animator: Animator, opts: BenchmarkOptions, cameras: list[data.S
         for ref, frames, ref_size, raw_ref, source, darkest, ref_share in references:
             if ref.name == cam.name:
                 continue  # not cross-scene
-            (img_ids, ref_ids), k = labels.unify_ids(raw_img, raw_ref)
+            (img_ids, ref_ids), k, sky = unify_with_sky(raw_img, raw_ref)
             rows = []
             for name in opts.methods:
                 out = run_method(animator, name, photo_t, torch.from_numpy(img_ids).to(device),
-                                 torch.from_numpy(ref_ids).to(device), k, frames, ref_size, opts.batch, opts.seed)
+                                 torch.from_numpy(ref_ids).to(device), k, frames, ref_size, opts.batch, opts.seed,
+                                 sky)
                 rows.append(dict(method=name, **_night_truth(out, photo_t, night_frames, night_lum, union,
                                                              ref_share)))
                 tick()
@@ -566,11 +576,11 @@ def _clip(frames: list[np.ndarray], device) -> torch.Tensor:
 
 
 def _generate(animator: Animator, name: str, opts: BenchmarkOptions, photo: np.ndarray, img_ids, ref_ids,
-              k: int, frames: list[np.ndarray], ref_size) -> torch.Tensor:
+              k: int, frames: list[np.ndarray], ref_size, sky: int | None = None) -> torch.Tensor:
     """Run method `name` as animate does (windows, batches, uint8 frames): (N, 3, H, W) in [0, 1]."""
     device = animator.device
     return run_method(animator, name, to_tensor(photo).to(device), torch.from_numpy(img_ids).to(device),
-                      torch.from_numpy(ref_ids).to(device), k, frames, ref_size, opts.batch, opts.seed)
+                      torch.from_numpy(ref_ids).to(device), k, frames, ref_size, opts.batch, opts.seed, sky)
 
 
 def run_method(animator: Animator, name: str, image: torch.Tensor, img_labels, ref_labels: torch.Tensor, k: int,

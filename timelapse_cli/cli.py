@@ -316,6 +316,41 @@ def train(
                          f"{result.out / 'log.jsonl'}"), soft_wrap=True)
 
 
+@app.command("train-lights")
+def train_lights(
+    data: Annotated[Path, typer.Option(
+        help="Folder of sequences; those with day and night frames (timestamps.txt labels, else "
+        "by brightness) teach where lights go.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Weights folder to write (for animate --weights).",
+                                          show_default=False)],
+    init: Annotated[Optional[Path], typer.Option(
+        help="Generator to start from (default: the shipped one); only its light head is trained.",
+        show_default=False)] = None,
+    holdout: Annotated[bool, typer.Option(
+        help="Leave out the shipped weights' test and validation sequences (recipe.py).")] = False,
+    exclude: Annotated[Optional[list[str]], typer.Option(
+        help="Sequences to leave out (name patterns, repeatable).", show_default=False)] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps (each sees one day frame of every camera).")] = 300,
+    size: Annotated[int, typer.Option(help="Long side of the frames.")] = 256,
+    segmenter: SegmenterOpt = "auto",
+    seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Teach the night stage where lights go, from day and night frames of the same cameras."""
+    from .lights import LightTrainOptions, train_lights as run
+    from .recipe import TEST_SEQUENCES, VALIDATION_SEQUENCES
+
+    left_out = (*(exclude or ()), *((*TEST_SEQUENCES, *VALIDATION_SEQUENCES) if holdout else ()))
+    with _progress(quiet, "Training lights") as progress:
+        result = run(str(data), str(out_dir), str(init) if init else None, left_out, segmenter, overwrite,
+                     LightTrainOptions(steps=steps, size=size, seed=seed), progress)
+    if not quiet:
+        out.print(escape(f"Trained the light head {steps} steps in {result.seconds:.0f} s on "
+                         f"{len(result.cameras)} cameras ({', '.join(result.cameras)}); loss "
+                         f"{result.losses[0]:.3f} -> {result.losses[-1]:.3f}; weights: {result.out}"), soft_wrap=True)
+
+
 @app.command(context_settings={"allow_extra_args": True})
 def benchmark(
     ctx: typer.Context,

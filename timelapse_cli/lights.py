@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from . import data, images
 from .errors import TimefliesError
+from .labels import GROUP_NAMES
 from .model import Generator
 from .model.color import LAB_EPS, rgb_to_lab
 from .model.night import cell_size, lit_pixels, luminance, read_night
@@ -66,9 +67,10 @@ def emission(nights: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
     return (brighter & bright) | lit_pixels(nights)
 
 
-def load_camera(seq: data.Sequence, long_side: int, sky_of: Callable[[list[np.ndarray]], np.ndarray]) -> Camera | None:
+def load_camera(seq: data.Sequence, long_side: int, segmenter) -> Camera | None:
     """The camera's day frames, sky and night target at `long_side`; None without both a
-    day and a night frame. sky_of: (h, w, 3) uint8 frames -> (h, w) bool sky."""
+    day and a night frame. The sky is the folder's segmentation.png or `segmenter`'s (8
+    groups) over all frames, as `benchmark --eval` labels a sequence."""
     size = images.fit_size(seq.width, seq.height, None, long_side)
     frames = data.load_frames(seq, 0, seq.frames, size)
     days, nights = day_night(seq, frames)
@@ -76,7 +78,8 @@ def load_camera(seq: data.Sequence, long_side: int, sky_of: Callable[[list[np.nd
         return None
     day = frames[days].median(0, keepdim=True).values
     lit = emission(frames[nights], day)
-    sky = torch.from_numpy(sky_of(list((frames * 255).round().byte().permute(0, 2, 3, 1).numpy())))
+    uint8 = list((frames * 255).round().byte().permute(0, 2, 3, 1).numpy())
+    sky = torch.from_numpy(data.scene_labels(seq, uint8, size, segmenter)[0] == GROUP_NAMES.index("sky"))
     lit &= ~sky
     cell = cell_size(tuple(frames.shape[-2:]))
     target = F.max_pool2d(lit.float(), cell, ceil_mode=True).mean(0, keepdim=True)
@@ -85,12 +88,56 @@ def load_camera(seq: data.Sequence, long_side: int, sky_of: Callable[[list[np.nd
 
 @dataclass
 class LightTrainOptions:
-    steps: int = 1500
+    steps: int = 300      # chosen on the validation cameras (weights/README.md)
     lr: float = 3e-3
     weight_decay: float = 1e-2
     size: int = 256       # long side of the photos
     seed: int = 0
     log: Callable[[int, float], None] | None = field(default=None, repr=False)
+
+
+@dataclass
+class LightsResult:
+    out: Path
+    cameras: list[str]
+    losses: list[float]
+    seconds: float
+
+
+def train_lights(data_dir: str, out: str, init: str | None = None, exclude=(), segmenter: str = "auto",
+                 overwrite: bool = False, opts: LightTrainOptions | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> LightsResult:
+    """Train the light head of generator `init` (default: the shipped one; night is switched
+    on if it was off) on every camera of `data_dir` with day and night frames (sequences
+    matching an `exclude` pattern left out), and save the generator to `out`."""
+    from .outputs import check_outputs
+    from .segment import resolve_segmenter
+    from .weights import from_pretrained, save_pretrained, with_night
+
+    opts = opts or LightTrainOptions()
+    if opts.steps < 1 or opts.size < 16 or not math.isfinite(opts.lr) or opts.lr <= 0:
+        raise TimefliesError("--steps must be >= 1, --size >= 16 and --lr a positive number")
+    check_outputs({"--out": out}, {"--data": data_dir, "--init": init})
+    if Path(out).exists() and not overwrite:
+        raise TimefliesError(f"--out '{out}' already exists; pass --overwrite (-y) to replace its weights")
+    start = time.perf_counter()
+    model = with_night(from_pretrained(init))
+    torch.manual_seed(opts.seed)
+    seg = resolve_segmenter(segmenter, None, None, "cpu")
+    sequences = data.find_sequences(data_dir, 2, "give at least 2 frames", exclude=exclude)
+    cameras = [c for c in (load_camera(s, opts.size, seg) for s in sequences) if c is not None]
+    steps = opts.steps
+    log = opts.log
+
+    def tick(step: int, loss: float) -> None:
+        if log:
+            log(step, loss)
+        if progress:
+            progress(step + 1, steps)
+
+    losses = train_light_head(model, cameras, LightTrainOptions(**{**opts.__dict__, "log": tick}))
+    save_pretrained(model, out, metadata={"light_head": ",".join(c.name for c in cameras)})
+    return LightsResult(Path(out), [c.name for c in cameras], losses, time.perf_counter() - start)
 
 
 def train_light_head(model: Generator, cameras: list[Camera], opts: LightTrainOptions) -> list[float]:

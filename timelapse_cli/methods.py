@@ -54,7 +54,7 @@ class Timeflies(Method):
     def prepare(self, image, img_labels, ref_labels, k, sky=None):
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
         self.image = image.contiguous(memory_format=CHANNELS_LAST)
-        self.img_labels, self.ref_labels, self.k = img_labels, ref_labels, k
+        self.img_labels, self.ref_labels, self.k, self.sky = img_labels, ref_labels, k, sky
         if not self.naive:
             self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed)
 
@@ -64,7 +64,8 @@ class Timeflies(Method):
         z = noise_frames(self.seed, first, b, (h, w), self.model.config.noise_sigma).to(windows.device)
         windows = windows.contiguous(memory_format=CHANNELS_LAST)
         if self.naive:
-            out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows, self.ref_labels, self.k, z)
+            out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows, self.ref_labels, self.k, z,
+                             self.sky, self.seed)
         else:
             out = self.model.decode(self.cache, windows, self.ref_labels, z, image=photos)
         return out.clamp(0, 1)

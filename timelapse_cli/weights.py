@@ -119,6 +119,21 @@ def from_pretrained(directory: str | Path | None = None, device: str | torch.dev
     return model.to(device).eval()
 
 
+def with_night(model: Generator) -> Generator:
+    """The generator with the night stage on: itself if it already is, else a copy whose
+    light head is new (untrained: lights anywhere but the sky)."""
+    if model.night:
+        return model
+    cfg = GeneratorConfig.from_dict({**model.config.to_dict(), "night": True})
+    night = Generator(cfg)
+    missing, unexpected = night.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("light_head.") for k in missing), (missing, unexpected)
+    if not night.night:
+        raise WeightsError("the night stage needs the affine head on the classwise transfer "
+                           "(output 'affine', affine_base 'transfer')")
+    return night.to(next(model.parameters()).device).eval()
+
+
 def _load_state(model: Generator, tensors: dict, source: str) -> None:
     state = model.state_dict()
     missing = sorted(set(state) - set(tensors))

@@ -38,6 +38,7 @@ class ImageCache:
     shade: torch.Tensor | None = None  # night: the photo's daytime shading (1, 1, H, W)
     sites: LightSites | None = None    # night: where its lights are, in switch-on order
     albedo: torch.Tensor | None = None  # night: surface colour for the light lamps throw
+    ground: torch.Tensor | None = None  # night: weight of the photo's pixels outside its sky (1, 1, H, W)
 
 
 class Generator(nn.Module):
@@ -88,6 +89,7 @@ class Generator(nn.Module):
         logits = self.light_logits(relu3_1[:1], cache.base[:1], sky)
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed)
         cache.albedo = albedo(lab_to_rgb(cache.base[:1]))
+        cache.ground = 1 - sky
 
     def seed_video_encoder(self) -> None:
         """Start E_GV from E_GI's first layers: conv1_1 tiled over the 3 frames and divided
@@ -129,9 +131,14 @@ class Generator(nn.Module):
         frame = windows[:, 6:9]  # the newest frame F_t of each window
         if self.night:
             light = self._read_night(frame, style1, cache)
-            base = night_transfer(base, cache.regions1, cache.base_stats, cache.shade, light)
+            night = night_transfer(base, cache.regions1, cache.base_stats, cache.shade, light)
+            strength = self.config.night_strength
+            if strength < 1:  # part of the plain transfer, whose stats keep the frame's lights
+                plain = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
+                night = torch.lerp(plain, night, strength)
+            base = night
             out = apply_affine(smooth(out, self.config.affine_smooth), base)
-            return add_light(out, render_lights(cache.sites, light), cache.albedo)
+            return add_light(out, render_lights(cache.sites, light), cache.albedo, cache.ground, light)
         if self.config.affine_base == "transfer":
             base = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
         return apply_affine(smooth(out, self.config.affine_smooth), base)
@@ -142,3 +149,10 @@ class Generator(nn.Module):
         if cache.sky_id is not None:
             sky = (style1.index == cache.sky_id).view(frame.shape[-2:])
         return read_night(frame, rgb_to_lab(frame), style1.index, cache.num_classes, sky, LAB_EPS)
+
+    def forward(self, image: torch.Tensor, labels: torch.Tensor, windows: torch.Tensor,
+                ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None,
+                sky_id: int | None = None, seed: int = 0) -> torch.Tensor:
+        """The full generator for every frame: image (B, 3, H, W), one copy per window."""
+        cache = self.encode_image(image, labels, num_classes, sky_id, seed)
+        return self.decode(cache, windows, ref_labels, noise)

@@ -40,6 +40,7 @@ MIN_PIXELS = 16                  # fewer unlit pixels of a class: use the global
 # Share of the photo's remaining texture (lightness and colour) that is gone at full night:
 # unlit surfaces at night are lit by weak, even light, so their daytime detail mostly fades.
 TEXTURE_LOSS = 0.6
+DIM_FLOOR = 0.3                  # the ambient keeps at least this share when lamps are added
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
@@ -77,6 +78,7 @@ class NightLight:
     colours: torch.Tensor  # (B, QUANTILES, 3) linear RGB of the lit pixels, darkest to brightest
     mean: torch.Tensor     # (B, 3, K+1) Lab mean of the unlit pixels per class (+ global)
     std: torch.Tensor      # (B, 3, K+1) and their std
+    ground: torch.Tensor   # (B,) mean linear luminance of the frame outside its sky, lamps included
 
 
 def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num_classes: int,
@@ -88,7 +90,6 @@ def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num
     if sky is not None:
         lit = lit & ~sky.view(1, 1, *sky.shape)
     unlit = (~lit).flatten(1)                                  # (B, N)
-    mean, std = _ambient_stats(lab.flatten(2), unlit, index, num_classes, eps)
     keep = unlit.to(frames.dtype)
     y = luminance(frames).flatten(1)
     ambient = (y * keep).sum(1) / keep.sum(1).clamp(min=1)
@@ -97,38 +98,45 @@ def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num
     # Dark ambient light, or lights on (a city's night glow can keep the ambient bright).
     night = torch.maximum((DAY_AMBIENT - ambient) / (DAY_AMBIENT - NIGHT_AMBIENT),
                           (share - LIT_SHARE[0]) / (LIT_SHARE[1] - LIT_SHARE[0])).clamp(0, 1)
-    return NightLight(night, share, _lit_colours(frames, lit, y), mean, std)
+    mean, std = _ambient_stats(lab.flatten(2), unlit, index, num_classes, night, eps)
+    linear = luminance(to_linear(frames)).flatten(1)
+    ground_w = torch.ones_like(linear) if sky is None else (~sky).flatten().to(frames.dtype)[None]
+    ground = (linear * ground_w).sum(1) / ground_w.sum(1).clamp(min=1)
+    return NightLight(night, share, _lit_colours(frames, lit, y), mean, std, ground)
 
 
-def _ambient_stats(lab: torch.Tensor, keep: torch.Tensor, index: torch.Tensor, k: int, eps: float):
-    """Robust per-class Lab statistics of the unlit pixels: lab (B, 3, N), keep (B, N) bool,
-    index (N,) in 0..K -> mean, std (B, 3, K+1); column K (and classes with fewer than
+def _ambient_stats(lab: torch.Tensor, keep: torch.Tensor, index: torch.Tensor, k: int, night: torch.Tensor,
+                   eps: float):
+    """Per-class Lab statistics of the unlit pixels: lab (B, 3, N), keep (B, N) bool, index
+    (N,) in 0..K, night (B,) -> mean, std (B, 3, K+1); column K (and classes with fewer than
     MIN_PIXELS unlit pixels) the whole frame's.
 
     At night, pixels just under the lit threshold (lit windows, glowing streets) still
     stretch the upper tail of the lightness; they are light, not the surfaces' ambient
-    spread. So the lightness spread is measured on the darker half (the RMS distance below
-    the median) and the colour spread by the median absolute deviation; in daylight, with
-    a symmetric spread, these equal the plain std.
+    spread. So as `night` rises the spread moves from the plain std to a robust one: the
+    lightness's RMS distance below its median, and the colours' median absolute deviation.
     """
     b = lab.shape[0]
     mean = lab.new_zeros(b, 3, k + 1)
     std = lab.new_zeros(b, 3, k + 1)
     for i in range(b):
-        whole = _robust(lab[i][:, keep[i]] if keep[i].sum() >= MIN_PIXELS else lab[i])
+        whole = _spread(lab[i][:, keep[i]] if keep[i].sum() >= MIN_PIXELS else lab[i], night[i])
         for c in range(k + 1):
             m = keep[i] & (index == c)
-            mean[i, :, c], std[i, :, c] = _robust(lab[i][:, m]) if c < k and m.sum() >= MIN_PIXELS else whole
+            mean[i, :, c], std[i, :, c] = _spread(lab[i][:, m], night[i]) if c < k and m.sum() >= MIN_PIXELS else whole
     return mean, torch.sqrt(std.square() + eps)
 
 
-def _robust(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x (3, n) Lab -> mean (3,), robust std (3,): lower-half RMS for L, 1.4826 MAD for a, b."""
+def _spread(x: torch.Tensor, night: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (3, n) Lab -> mean (3,), std (3,): the plain std in daylight, robust at night."""
+    mean, plain = x.mean(1), x.std(1, unbiased=False)
+    if night <= 0:
+        return mean, plain
     median = x.median(1).values
     below = (median[0] - x[0]).clamp(min=0)
     l_std = torch.sqrt(below.square().sum() / (x[0] <= median[0]).sum().clamp(min=1))
     ab_std = 1.4826 * (x[1:] - median[1:, None]).abs().median(1).values
-    return x.mean(1), torch.cat([l_std[None], ab_std])
+    return mean, torch.lerp(plain, torch.cat([l_std[None], ab_std]), night)
 
 
 def _lit_colours(frames: torch.Tensor, lit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -279,7 +287,7 @@ def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int],
 # it, at two reaches (peak gain per unit of the light's colour). What it throws shows the
 # photo's own surfaces (their albedo), so a lamp lights a patch of facade or street.
 CORE_SIGMA, NEAR_SIGMA, FAR_SIGMA = 0.6, 3.0, 12.0
-NEAR_GAIN, FAR_GAIN = 0.5, 0.08
+NEAR_GAIN, FAR_GAIN = 0.4, 0.02
 
 
 def render_lights(sites: LightSites, light: NightLight) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -323,14 +331,34 @@ def _coarse_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
-def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | None,
-              surface: torch.Tensor) -> torch.Tensor:
+def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | None, surface: torch.Tensor,
+              ground: torch.Tensor, light: NightLight) -> torch.Tensor:
     """sRGB frames (B, 3, H, W) plus the lamps and the light they throw on `surface`
-    (albedo, (1, 3, H, W)), added in linear light -> sRGB in [0, 1]."""
+    (albedo, (1, 3, H, W)), added in linear light -> sRGB in [0, 1].
+
+    The frame's light is shared out, not added to: the photo's ground (weights (1, 1, H, W))
+    should hold on average what the reference frame's ground holds, lamps included
+    (`light.ground`). The thrown light is scaled down when it alone would exceed what the
+    ambient may give up (down to DIM_FLOOR of itself), then the ambient is dimmed by the
+    rest; lamps themselves are never dimmed.
+    """
     if lights is None:
         return rgb
     lamps, thrown = lights
-    return to_srgb(to_linear(rgb.clamp(0, 1)) + lamps + thrown * surface)
+    ambient = to_linear(rgb.clamp(0, 1))
+    thrown = thrown * surface
+    wsum = ground.sum().clamp(min=1)
+
+    def ground_mean(x):
+        return (luminance(x) * ground).sum((1, 2, 3)) / wsum
+
+    amb, lamp, throw = ground_mean(ambient), ground_mean(lamps), ground_mean(thrown)
+    room = (light.ground - DIM_FLOOR * amb - lamp).clamp(min=0)
+    share = (room / throw.clamp(min=1e-6)).clamp(max=1)
+    dim = ((light.ground - lamp - share * throw) / amb.clamp(min=1e-6)).clamp(DIM_FLOOR, 1)
+    added = lamps + thrown * share.view(-1, 1, 1, 1)
+    dim = dim.view(-1, 1, 1, 1)
+    return to_srgb(ambient * dim + added)
 
 
 def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, shade: torch.Tensor,

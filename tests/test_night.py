@@ -1,0 +1,243 @@
+"""The night stage (model/night.py) and teaching its light head (lights.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from timelapse_cli.model import Generator, GeneratorConfig
+from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
+from timelapse_cli.model.modulation import Regions, class_stats
+from timelapse_cli.model.night import (NightLight, cell_size, lit_pixels, luminance, night_transfer, place_lights,
+                                       read_night, render_lights, shading)
+
+H, W = 48, 64
+
+
+def _scene(seed=0):
+    """A photo (1, 3, H, W) with sky on top (class 1) and a textured, sunlit/shadowed ground."""
+    g = torch.Generator().manual_seed(seed)
+    photo = torch.empty(1, 3, H, W)
+    photo[:, :, :16] = torch.tensor([0.55, 0.7, 0.95]).view(1, 3, 1, 1)
+    ground = 0.35 + 0.1 * torch.rand(1, 3, H - 16, W, generator=g)
+    ground[..., : W // 2] += 0.35  # sunlit half
+    photo[:, :, 16:] = ground
+    labels = torch.zeros(H, W, dtype=torch.long)
+    labels[:16] = 1
+    return photo.clamp(0, 1), labels
+
+
+def _night_frame(lamps=((30, 10), (40, 50), (44, 30))):
+    """A dark reference frame (1, 3, H, W) with a dark blue sky and a few warm lamps."""
+    frame = torch.full((1, 3, H, W), 0.04)
+    frame[:, 2, :16] = 0.12
+    for y, x in lamps:
+        frame[0, :, y:y + 2, x:x + 2] = torch.tensor([1.0, 0.75, 0.35]).view(3, 1, 1)
+    return frame
+
+
+def _day_frame():
+    photo, _ = _scene(1)
+    return photo * 0.9
+
+
+def _night_generator(**kw):
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(width=0.125, output="affine", affine_smooth=4, night=True, **kw)
+    return Generator(cfg).eval()
+
+
+def _read(frame, labels):
+    index = labels.flatten()
+    return read_night(frame, rgb_to_lab(frame), index, 2, labels == 1, LAB_EPS)
+
+
+def test_a_day_frame_has_no_lights_and_the_transfer_is_the_classwise_one():
+    photo, labels = _scene()
+    frame = _day_frame()
+    light = _read(frame, labels)
+    assert light.night.item() == 0 and light.share.item() == 0
+    lab = rgb_to_lab(photo)
+    regions = Regions(labels, 2, (H, W))
+    stats = class_stats(lab, regions, LAB_EPS)
+    shade = shading(lab, torch.stack([(labels == 0), (labels == 1), labels < 0]).float()[None])
+    plain = lab_transfer(lab, regions, frame, regions, stats)
+    assert torch.allclose(night_transfer(lab, regions, stats, shade, light), plain, atol=2e-3)
+    assert render_lights(place_lights(torch.zeros(1, 1, H // 4, W // 4), (labels == 1).float()[None, None],
+                                      (H, W), 0), light) is None
+
+
+def test_a_night_frame_reads_as_dark_ambient_plus_lamps():
+    _, labels = _scene()
+    light = _read(_night_frame(), labels)
+    assert light.night.item() == 1
+    assert light.share.item() == pytest.approx(3 / ((H // cell_size((H, W))) * (W // cell_size((H, W)))), rel=0.5)
+    colours = light.colours[0]  # linear RGB of the lamps: warm (red > blue)
+    assert (colours[:, 0] > colours[:, 2]).all()
+    # the ambient excludes the lamps: its lightness is that of the dark ground
+    assert light.mean[0, 0, 0].item() < 10
+
+
+def test_lights_never_go_in_the_sky_and_stay_in_place_as_more_come_on():
+    _, labels = _scene()
+    sky = (labels == 1).float()[None, None]
+    sites = place_lights(torch.zeros(1, 1, H // 4, W // 4), sky, (H, W), seed=3)
+    ys = sites.index // W
+    assert (ys >= 16).all()                                   # the top 16 rows are sky
+    assert torch.equal(sites.index, place_lights(torch.zeros(1, 1, H // 4, W // 4), sky, (H, W), 3).index)
+    assert not torch.equal(sites.index, place_lights(torch.zeros(1, 1, H // 4, W // 4), sky, (H, W), 4).index)
+    frame = _night_frame()
+    base = _read(frame, labels)
+    few, many = [NightLight(base.night, torch.tensor([s]), base.colours, base.mean, base.std, base.ground)
+                 for s in (0.05, 0.2)]
+    lamps_few, _ = render_lights(sites, few)
+    lamps_many, _ = render_lights(sites, many)
+    on_few = lit_pixels(lamps_few.clamp(0, 1))
+    on_many = lit_pixels(lamps_many.clamp(0, 1))
+    assert on_few.sum() > 0 and on_many.sum() > 2 * on_few.sum()
+    assert (on_many | ~on_few).all()                          # every light on at 5% is still on at 20%
+
+
+def test_the_light_head_decides_where_lights_go():
+    _, labels = _scene()
+    sky = (labels == 1).float()[None, None]
+    logits = torch.full((1, 1, H // 4, W // 4), -20.0)
+    logits[..., :, W // 8:] = 20.0                            # the right half
+    sites = place_lights(logits, sky, (H, W), seed=0)
+    first = sites.index[:10] % W
+    assert (first >= W // 2 - cell_size((H, W))).all()
+
+
+def test_at_night_daylight_goes_and_lamps_light_the_ground():
+    photo, labels = _scene()
+    g = _night_generator()
+    plain = Generator(GeneratorConfig(**{**g.config.to_dict(), "night": False})).eval()
+    plain.load_state_dict(g.state_dict(), strict=False)
+    with torch.no_grad():
+        windows = _night_frame().repeat(1, 3, 1, 1)
+        out = g.decode(g.encode_image(photo, labels, 2, sky_id=1, seed=0), windows, labels, None)
+        ref = plain.decode(plain.encode_image(photo, labels, 2), windows, labels, None)
+    ground = labels == 0
+    y, y_plain, y_photo = (luminance(x)[0, 0][ground] for x in (out, ref, photo))
+    lit = lit_pixels(out)[0, 0][ground]
+    assert lit.any() and not lit_pixels(out)[0, 0, :13].any()   # lamps on the ground, none in the sky
+
+    def corr(a, b):
+        return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
+
+    # the sunlit half no longer stands out: the unlit ground follows the photo far less
+    assert corr(y[~lit], y_photo[~lit]) < corr(y_plain[~lit], y_photo[~lit]) - 0.3
+
+
+def test_by_day_the_night_stage_changes_nothing():
+    photo, labels = _scene()
+    g = _night_generator()
+    plain = Generator(GeneratorConfig(**{**g.config.to_dict(), "night": False})).eval()
+    plain.load_state_dict(g.state_dict(), strict=False)
+    with torch.no_grad():
+        windows = _day_frame().repeat(1, 3, 1, 1)
+        out = g.decode(g.encode_image(photo, labels, 2, sky_id=1), windows, labels, None)
+        ref = plain.decode(plain.encode_image(photo, labels, 2), windows, labels, None)
+    assert (out - ref).abs().max() < 2e-3
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_cached_and_naive_paths_agree_with_night_on(naive):
+    from timelapse_cli.methods import Timeflies
+
+    photo, labels = _scene()
+    g = _night_generator()
+    windows = torch.cat([_night_frame(), _night_frame(), _night_frame()], 1).repeat(2, 1, 1, 1)
+    outs = []
+    for n in (False, naive):
+        m = Timeflies(g, seed=2, naive=n)
+        with torch.no_grad():
+            m.prepare(photo, labels, labels, 2, 1)
+            outs.append(m.generate(windows, 0))
+    assert (outs[0] - outs[1]).abs().max() < 1e-4
+
+
+# ------------------------------------------------------------------ light head training
+
+
+def _camera_folder(root, name="cam", lamp_rows=(40, 44)):
+    """A webcam folder: 4 day frames, 4 night frames whose lamps sit on rows lamp_rows."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    g = np.random.default_rng(0)
+    tags = []
+    for i in range(8):
+        day = i % 2 == 0
+        if day:
+            img = (g.random((H, W, 3)) * 60 + 150).astype(np.uint8)
+            img[:16] = (140, 180, 240)
+        else:
+            img = np.full((H, W, 3), 10, np.uint8)
+            for x in range(4, W, 8):
+                img[lamp_rows[0]:lamp_rows[1], x:x + 2] = (255, 200, 120)
+        Image.fromarray(img).save(folder / f"{i:04d}.jpg", quality=95)
+        tags.append(f"20151102_{i:02d}0000 UTC {'day' if day else 'night'}")
+    (folder / "timestamps.txt").write_text("\n".join(tags) + "\n")
+    return folder
+
+
+def test_day_and_night_come_from_timestamps(tmp_path):
+    from timelapse_cli import data
+    from timelapse_cli.lights import day_night
+
+    _camera_folder(tmp_path)
+    seq = data.find_sequences(tmp_path, 2, "")[0]
+    frames = data.load_frames(seq, 0, seq.frames, (W, H))
+    assert day_night(seq, frames) == ([0, 2, 4, 6], [1, 3, 5, 7])
+    (tmp_path / "cam" / "timestamps.txt").unlink()            # without labels: by brightness
+    seq = data.find_sequences(tmp_path, 2, "")[0]
+    assert day_night(seq, frames) == ([0, 2, 4, 6], [1, 3, 5, 7])
+
+
+def test_training_moves_the_lights_to_where_the_nights_have_them(tmp_path):
+    from timelapse_cli import data
+    from timelapse_cli.lights import LightTrainOptions, load_camera, train_light_head
+
+    _camera_folder(tmp_path)
+    seq = data.find_sequences(tmp_path, 2, "")[0]
+    cam = load_camera(seq, W, None)
+    rows = cam.target[0, 0].sum(1)                            # per row of cells
+    c = cell_size((H, W))
+    lamp = slice(40 // c, 44 // c)                            # the lamps' rows (40..43) in cells
+    assert rows[lamp].sum() > 0 and rows.sum() == rows[lamp].sum()
+    g = _night_generator()
+    losses = train_light_head(g, [cam], LightTrainOptions(steps=60, lr=1e-2))
+    assert losses[-1] < 0.5 * losses[0]
+    labels = torch.zeros(H, W, dtype=torch.long)
+    labels[:16] = 1
+    with torch.no_grad():
+        cache = g.encode_image(cam.days[:1], labels, 2, sky_id=1, seed=0)
+    ys = cache.sites.index[:6] // W                           # the first lights to come on
+    assert (ys >= 36).all()                                   # the bottom rows, where the lamps were
+    assert not any(p.requires_grad for p in g.parameters())
+
+
+def test_train_lights_command_writes_weights_animate_reads(tmp_path):
+    from typer.testing import CliRunner
+
+    from timelapse_cli.cli import app
+    from timelapse_cli.weights import from_pretrained, save_pretrained
+
+    torch.manual_seed(0)  # an affine generator without the night stage: train-lights turns it on
+    tiny_weights = save_pretrained(Generator(GeneratorConfig(width=0.125, output="affine")), tmp_path / "init")
+    _camera_folder(tmp_path / "data")
+    out = tmp_path / "w"
+    r = CliRunner().invoke(app, ["train-lights", "--data", str(tmp_path / "data"), "-o", str(out),
+                                 "--init", str(tiny_weights), "--steps", "3", "--size", "64", "--segmenter",
+                                 "builtin"])
+    assert r.exit_code == 0, r.output
+    assert "3 steps" in r.output and "1 cameras" in r.output
+    model = from_pretrained(out)
+    assert model.night
+    from test_cli import assert_one_line_error, run_cli
+
+    before = (out / "generator.safetensors").read_bytes()
+    assert_one_line_error(run_cli("train-lights", "--data", tmp_path / "data", "-o", out, "--init", tiny_weights,
+                                  "--steps", "3"), "already exists", "--overwrite")
+    assert (out / "generator.safetensors").read_bytes() == before
