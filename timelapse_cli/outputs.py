@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from .errors import TimefliesError
-from .fsutil import atomic_path, current_umask, remove_path, unwritable_error
+from .fsutil import atomic_path, current_umask, disk_full_error, is_disk_full, remove_path, unwritable_error
 
 PathLike = str | os.PathLike
 OVERWRITE_HINT = "pass --overwrite (-y) to replace it"
@@ -144,6 +144,10 @@ def frame_folder(final: PathLike) -> Iterator[Path]:
             tmp.rename(final)
         else:
             _merge(tmp, final, new)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(final, e) from None
+        raise
     finally:
         remove_path(tmp)
 
