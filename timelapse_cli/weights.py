@@ -130,6 +130,11 @@ def _load_state(model: Generator, tensors: dict, source: str) -> None:
         example = (missing or unexpected or wrong)[0]
         raise WeightsError(f"weights '{source}' do not match their config.json ({what} tensors, "
                            f"e.g. '{example}'); use the config saved with these weights")
+    bad = next((k for k in sorted(tensors) if tensors[k].is_floating_point() and not torch.isfinite(tensors[k]).all()),
+               None)
+    if bad:  # they would make every frame black: say so instead
+        raise WeightsError(f"weights '{source}' hold values that are not finite (NaN or inf), e.g. in '{bad}'; "
+                           "a training run that diverged wrote them: use an earlier checkpoint")
     model.load_state_dict({k: v.to(state[k].dtype) for k, v in tensors.items()})
 
 
