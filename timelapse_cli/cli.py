@@ -512,7 +512,9 @@ def run(args: list[str] | None = None) -> int:
         out.print(escape(e.format_message()), soft_wrap=True)  # the help: what a bare `timeflies` asks for
         return 0
     except _click_errors().ClickException as e:  # an unknown option, a missing argument, a bad value
-        return _fail(e.format_message())
+        ctx = getattr(e, "ctx", None)
+        command = f"timeflies {ctx.info_name}" if ctx is not None and ctx.parent is not None else "timeflies"
+        return _fail(f"{e.format_message()} (see {command} --help)")
     except typer.Abort:
         return _interrupted()
     except TimefliesError as e:

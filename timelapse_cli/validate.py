@@ -97,8 +97,9 @@ def method_list(value: str) -> tuple[str, ...]:
 def metric_size(what: str, width: int, height: int) -> None:
     """The quality metrics need both sides of a frame >= MIN_METRIC_SIDE."""
     if min(width, height) < MIN_METRIC_SIDE:
+        need = math.ceil(MIN_METRIC_SIDE * max(width, height) / max(1, min(width, height)))
         raise OptionError(f"{what} is {width}x{height} at this --size; the quality metrics need both sides "
-                          f"at least {MIN_METRIC_SIDE} px (SSIM's window): give a larger --size")
+                          f"at least {MIN_METRIC_SIDE} px (SSIM's window): give --size {need} or more")
 
 
 def train_options(opts) -> None:
@@ -139,7 +140,7 @@ def device(name: str) -> str:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):
-        raise OptionError(f"unknown --device '{name}'; use auto, cpu, cuda or cuda:N") from None
+        raise OptionError(f"--device {name} is not a device name; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise OptionError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
