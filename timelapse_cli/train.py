@@ -21,6 +21,7 @@ TrainOptions' defaults are the "fast" recipe (recipe.py), which runs on a laptop
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import os
@@ -422,7 +423,9 @@ class Trainer:
             state = {"step": self.step, "best_val": self.best_val, "D": self.D.state_dict(),
                      "opt_g": self.opt_g.state_dict(),
                      "opt_v": self.opt_v.state_dict(), "opt_d": self.opt_d.state_dict()}
-            torch.save(state, tmp / "state.pt")
+            buffer = io.BytesIO()  # torch.save on a full disk fails with an unhelpful RuntimeError
+            torch.save(state, buffer)
+            (tmp / "state.pt").write_bytes(buffer.getvalue())
         self.saved_step = self.step
 
     def _check_finite(self, terms: dict) -> None:

@@ -39,12 +39,17 @@ MAX_CLIPS = 1000                # clips per optimiser step
 MAX_AFFINE_SMOOTH = 1024        # block of the smoothed colour matrices, pixels
 MIN_METRIC_SIDE = 11            # SSIM's Gaussian window is 11x11: the metrics need both sides >= 11
 
-# Peak memory, bytes = BASE + per pixel * pixels (see the module docstring).
+# Peak memory, bytes = BASE + per pixel * pixels, about 1.5-2x what was measured with
+# /usr/bin/time on this project's 2-core CPU (README, "Limits"):
+# animate, shipped model: 0.88 GB at 512x512 batch 4, 2.26 GB at 1024x1024 batch 4, 1.03 GB
+# at 1024x1024 batch 1: ~400 B per pixel and batched frame, ~200 B per pixel besides;
+# benchmark --res: 1.32 GB at 256, 3.71 GB at 512 (all rows): ~12.4 kB per pixel;
+# train (fast recipe, clips of 8 + 2 frames): 0.61-0.63 GB at 128 and 256 px.
 BASE_BYTES = 600 * 2**20                   # the interpreter, torch, the model, the reference
-ANIMATE_BYTES_PER_PIXEL = 700              # per output pixel and frame of a batch (width 0.25)
-ANIMATE_FIXED_PER_PIXEL = 1500             # per output pixel: photo, labels, sky, encoder cache
+ANIMATE_BYTES_PER_PIXEL = 600              # per output pixel and frame of a batch (width 0.25)
+ANIMATE_FIXED_PER_PIXEL = 1000             # per output pixel: photo, labels, sky, encoder cache
 BENCHMARK_BYTES_PER_PIXEL = 16_000         # per pixel of --res (the paper-size row, batch 4)
-TRAIN_BYTES_PER_PIXEL = 9_000              # per training pixel and clip frame, at width 1.0
+TRAIN_BYTES_PER_PIXEL = 2_000              # per training pixel and clip frame, at width 1.0
 
 
 # ---------------------------------------------------------------- numbers
