@@ -12,13 +12,14 @@ import io
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from pairwise import pairs_of, pairwise
+from test_cli import assert_one_line_error, probe
 from test_sky import make_scene
 from timelapse_cli import benchmark
 from timelapse_cli.cli import run
@@ -40,21 +41,15 @@ def cli(*args) -> tuple[int, str, str]:
 
 
 def refused(code: int, out: str, err: str, *words: str) -> str:
-    """Exit 2 and exactly one line on stderr, naming each of `words`."""
-    assert code == 2, f"exit {code}\n{out}\n{err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
-    return lines[0]
+    """Exit 2 and exactly one line on stderr, no traceback, naming each of `words`."""
+    return assert_one_line_error(SimpleNamespace(returncode=code, stdout=out, stderr=err), *words)
 
 
 def decoded(path: Path) -> int:
     """Frames a player gets from a video file, or PNGs in a frame folder."""
     if path.is_dir():
         return sum(1 for p in path.iterdir() if p.suffix == ".png")
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(container.streams.video[0]))
+    return probe(path)["frames"]
 
 
 def animated(code: int, out: str, err: str, output: Path, frames: int | None = None) -> int:
@@ -286,8 +281,7 @@ def test_summary_gives_the_size_stored_and_why(scenes, tiny_weights, tmp_path):
                          "--size", "17x5", "--segmenter", "none")
     animated(code, out, err, output, 4)
     assert "17x5 (stored as 18x6: H.264 and VP9 need even sides" in out
-    with av.open(str(output)) as c:
-        assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (18, 6)
+    assert probe(output)["size"] == (18, 6)
 
 
 def test_benchmark_sizes_the_metrics_cannot_use(tiny_weights, tmp_path, no_peak_rate):
