@@ -183,3 +183,10 @@ def test_animate_refuses_weights_that_are_not_finite(tmp_path):
     refused(*cli("animate", photo, ref, "-o", tmp_path / "o.mp4", "--weights", weights, "--segmenter", "none"),
             "not finite", "earlier checkpoint")
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_resume_without_a_run_writes_nothing(data, tmp_path):
+    run = tmp_path / "new"
+    refused(*cli("train", "--data", data, "--out", run, "--resume", "--size", "32", "--clip", "3", "-q"),
+            "nothing to resume", "without --resume")
+    assert not run.exists()  # not even the label maps the builtin segmenter would have cached

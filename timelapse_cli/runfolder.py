@@ -54,6 +54,9 @@ class RunFolder:
         run = cls(out, _own_files(out))
         earlier = any(os.path.lexists(out / m) for m in RUN_MARKERS)
         if resume:
+            if not (out / "checkpoint" / "state.pt").is_file():  # before anything (labels) is written
+                raise TimefliesError(f"nothing to resume: '{out / 'checkpoint' / 'state.pt'}' not found; run "
+                                     "without --resume")
             return run
         if earlier and not overwrite:
             raise TimefliesError(f"--out '{out}' holds an earlier run; pass --resume to continue it or "

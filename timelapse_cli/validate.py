@@ -180,7 +180,7 @@ def fits_memory(option: str, what: str, need: float, largest: str) -> None:
                           f"{_gb(have)}; {largest}")
 
 
-def largest_side(bytes_per_pixel: float, square: bool = True) -> int:
+def largest_side(bytes_per_pixel: float) -> int:
     """The largest side whose square (pixels = side**2) fits in this machine's memory."""
     return max(0, int(math.sqrt(max(0, machine_memory() - BASE_BYTES) / bytes_per_pixel)))
 
