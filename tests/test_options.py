@@ -252,6 +252,13 @@ def test_option_parsing_errors_are_one_line(tmp_path):
     refused(*cli("frobnicate"), "frobnicate")
 
 
+def test_option_parsing_errors_are_one_line_from_the_script():
+    """The same through the real entry point (cli.main), without the usage box."""
+    from test_cli import run_cli
+
+    assert_one_line_error(run_cli("animate", "a.jpg", "b.mp4", "--frames", "many"), "--frames", "--help")
+
+
 def test_empty_method_list_is_refused(tiny_weights):
     refused(*cli("benchmark", "--methods", "", "--weights", tiny_weights), "--methods", "no method")
     refused(*cli("benchmark", "--methods", " , ", "--weights", tiny_weights), "--methods")
