@@ -309,3 +309,28 @@ def test_benchmark_sizes_the_metrics_cannot_use(tiny_weights, tmp_path, no_peak_
 def test_every_loss_weight_zero_is_refused(train_data, tmp_path):
     refused(*cli("train", "--data", train_data, "--out", tmp_path / "run", "--w-log-mse", "0"), "loss weight")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_gif_slower_than_its_longest_delay_says_the_rate_it_holds(scenes, tiny_weights, tmp_path):
+    """A GIF's delay is 16 bits of centiseconds: --fps 1/3600 becomes 100/65535 fps, and the
+    summary says so instead of the rate asked for."""
+    s, output = scenes["nosky"], tmp_path / "o.gif"
+    code, out, err = cli("animate", s["photo"], s["ref"], "-o", output, "--weights", tiny_weights, "--size", "32",
+                         "--segmenter", "none", "--fps", "1/3600")
+    animated(code, out, err, output, 4)
+    assert f"{100 / 65535:g} fps" in out
+    with __import__("av").open(str(output)) as c:
+        assert {f.duration for f in c.decode(c.streams.video[0])} == {65535}
+
+
+def test_sizes_of_runs_not_asked_for_are_not_checked(tiny_weights, no_peak_rate):
+    """--stage-size (default 512) is used only with --image: a large --batch for speed alone runs."""
+    code, out, err = cli("benchmark", "--res", "16", "--frames", "2", "--repeats", "1", "--methods", "still",
+                         "--batch", "256", "--weights", tiny_weights)
+    assert code == 0, err
+
+
+def test_train_choices_are_one_line(train_data, tmp_path):
+    for option in ("--output", "--affine-base", "--photo", "--segmenter"):
+        refused(*cli("train", "--data", train_data, "--out", tmp_path / "run", option, "x"), option, "'x'")
+    assert not (tmp_path / "run").exists()

@@ -309,6 +309,10 @@ def train(
     from .train import TrainOptions, train as run
 
     V.device(device)
+    V.choice("--output", output, ("rgb", "affine"))
+    V.choice("--affine-base", affine_base, ("transfer", "photo"))
+    V.choice("--photo", photo, ("clip", "sequence"))
+    V.choice("--segmenter", segmenter, ("auto", "builtin", "mmseg", "none"))
     V.integer("--clip", clip, 1, V.MAX_CLIP)
     V.integer("--clips", clips, 1, V.MAX_CLIPS)
     V.number("--width", width, above=0, high=V.MAX_WIDTH)
@@ -418,8 +422,10 @@ def benchmark(
     V.integer("--max-frames", max_frames, 2, V.MAX_FRAMES, why="the temporal metrics need 2 frames")
     for side in sizes:
         V.benchmark_memory(side, batch)
-    V.animate_memory("--size", size, size, batch)
-    V.animate_memory("--stage-size", stage_size, stage_size, batch)
+    if image or eval_dir:  # the sizes of the runs that are asked for
+        V.animate_memory("--size", size, size, batch)
+    if image:
+        V.animate_memory("--stage-size", stage_size, stage_size, batch)
     names = V.method_list(methods)
     if plot_file and not (sizes or image or eval_dir):
         raise V.OptionError("--plot draws speed (--res), quality (--image) and --eval figures; "

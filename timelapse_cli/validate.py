@@ -86,6 +86,13 @@ def rate(option: str, value: Fraction | None) -> Fraction | None:
     return value
 
 
+def choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+    """`value` (None passes) if it is one of `choices`."""
+    if value is not None and value not in choices:
+        raise OptionError(f"unknown {option} '{value}'; use {' or '.join(choices)}")
+    return value
+
+
 def method_list(value: str) -> tuple[str, ...]:
     """--methods 'a,b' -> ('a', 'b'), each a known method, at least one."""
     from .methods import METHODS  # torch: only once the command runs

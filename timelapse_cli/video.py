@@ -468,9 +468,10 @@ def check_crf(codec: str, crf: int | None) -> None:
 def gif_rate(fps: Fraction) -> Fraction:
     """The frame rate a GIF can hold nearest to `fps`: 100 / its delay in whole centiseconds.
 
-    Delays under 2 cs are played as 10 cs by browsers, so 2 cs (50 fps) is the fastest.
+    Delays under 2 cs are played as 10 cs by browsers, so 2 cs (50 fps) is the fastest;
+    the delay field holds 16 bits, so 65535 cs (about 11 minutes a frame) is the slowest.
     """
-    delay = max(2, round(100 / Fraction(fps)))
+    delay = min(65535, max(2, round(100 / Fraction(fps))))
     return Fraction(100, delay)
 
 
