@@ -126,12 +126,17 @@ def train_options(opts) -> None:
 
 def _range(low, high, above=None) -> str:
     if above is not None:
-        return f"a number above {above:g}" + (f" and at most {high:g}" if high is not None else "")
+        return f"a number above {_num(above)}" + (f" and at most {_num(high)}" if high is not None else "")
     if low is not None and high is not None:
-        return f"{low:g}..{high:g}"
+        return f"{_num(low)}..{_num(high)}"
     if low is not None:
-        return f"{low:g} or more"
-    return f"{high:g} or less"
+        return f"{_num(low)} or more"
+    return f"{_num(high)} or less"
+
+
+def _num(x) -> str:
+    """Whole numbers in full (a seed's limit is 4294967295, not 4.29497e+09)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def _why(why: str) -> str:
