@@ -119,7 +119,7 @@ def test_torchrun_two_processes_gloo(real_data, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "log.jsonl", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".timeflies-run.json", "checkpoint", "log.jsonl", "run.json"]
     assert json.loads((out / "run.json").read_text())["world_size"] == 2
     r = subprocess.run([sys.executable, "-m", "timelapse_cli", "animate", str(needs_data("stills", "dpst", "in1.jpg")),
                         str(needs_data("timelapse", "sky-clip-00")), "-o", str(tmp_path / "a.mp4"), "--weights",

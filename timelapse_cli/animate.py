@@ -21,8 +21,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from . import images, labels, outputs, video
+from . import images, labels, outputs, validate, video
 from .errors import InputError, TimefliesError
+from .fsutil import removed_on_error
 from .methods import make_method
 from .model import Generator
 from .segmentation.base import sample_indices
@@ -82,6 +83,7 @@ class AnimateResult:
     method: str = "timeflies"
     stages: dict[str, float] = field(default_factory=dict)  # seconds per STAGES entry
     sky: str = ""              # what was done with the sky (sky.plan_sky's note)
+    stored_size: tuple[int, int] | None = None  # (w, h) in the file: videos pad odd sides to even
 
     @property
     def generate_fps(self) -> float:
@@ -154,6 +156,7 @@ class Animator:
         with watch("decode"):
             photo = images.load_image(photo_path)
             out_w, out_h = images.fit_size(photo.shape[1], photo.shape[0], opts.size, opts.max_size)
+            validate.animate_memory("--size", out_w, out_h, opts.batch)
             photo = images.resize_image(photo, (out_w, out_h))
             reader = video.FrameReader(reference, folder_fps=opts.folder_fps)
         info = reader.info
@@ -178,7 +181,10 @@ class Animator:
         windows = retime.reference_windows(reader, positions, (ref_w, ref_h))
         batches = watch.timed("decode", batched(windows, opts.batch))
 
-        with torch.inference_mode(), video.VideoWriter(target, fps, crf=opts.crf) as writer:
+        # The preview is written inside the video's block: if the video then fails (or its
+        # read-back does), the preview goes too; a failed run leaves no output behind.
+        with removed_on_error() as written, torch.inference_mode(), \
+                video.VideoWriter(target, fps, crf=opts.crf) as writer:
             with watch("encode image"):
                 method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k, sky_id)
             done = 0
@@ -204,6 +210,12 @@ class Animator:
                     progress(done, n_out)
             if done == 0:
                 raise InputError(f"reference '{reference}' has no readable frames; give another video")
+            preview = None
+            if opts.preview:
+                preview = Path(opts.preview)
+                tiles = [f for _, f in sheet]
+                images.save_png(images.contact_sheet(tiles, labels=[f"frame {i}" for i, _ in sheet]), preview)
+                written.append(preview)
             closing = time.perf_counter()
         watch.seconds["encode video"] += time.perf_counter() - closing  # flush and rename
         fps = writer.fps  # a GIF holds the nearest whole-centisecond delay
@@ -211,15 +223,10 @@ class Animator:
         warnings = list(reader.warnings)
         if done < n_out:
             warnings.append(f"wrote {done} of {n_out} frames: the reference ended early")
-        preview = None
-        if opts.preview:
-            preview = Path(opts.preview)
-            tiles = [f for _, f in sheet]
-            images.save_png(images.contact_sheet(tiles, labels=[f"frame {i}" for i, _ in sheet]), preview)
         stages = watch.seconds
         return AnimateResult(output, done, out_w, out_h, fps, time.perf_counter() - start,
                              stages["encode image"] + stages["generate"], str(self.device), k, labels_from,
-                             preview, warnings, method.name, dict(stages), sky.note)
+                             preview, warnings, method.name, dict(stages), sky.note, writer.size)
 
 
 def animate(image: str | Path, reference: str | Path, output: str | Path, *,

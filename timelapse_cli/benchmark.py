@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import data, images, labels, metrics, video
+from . import data, images, labels, metrics, validate, video
 from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8
 from .retime import reference_windows
 from .sky import sky_class
@@ -249,6 +249,7 @@ def quality(animator: Animator, image: str, reference: str, opts: BenchmarkOptio
     device = animator.device
     photo = images.load_image(image)
     photo = images.resize_image(photo, images.fit_size(photo.shape[1], photo.shape[0], opts.size))
+    validate.metric_size(f"--image '{image}'", photo.shape[1], photo.shape[0])
     reader = video.FrameReader(reference)
     ref_size = images.fit_size(reader.info.width, reader.info.height, None, opts.ref_size)
     frames = _read(reader, ref_size, opts.max_frames)
@@ -299,6 +300,7 @@ def evaluate(animator: Animator, data_dir: str, opts: BenchmarkOptions, tick=lam
     per_seq = []
     for seq in sequences or eval_sequences(data_dir, opts.sequences):
         size = images.fit_size(seq.width, seq.height, None, opts.size)
+        validate.metric_size(f"sequence '{seq.name}'", *size)
         real = data.load_frames(seq, 0, min(seq.frames, opts.max_frames or seq.frames), size).to(device)
         frames = list((real * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())  # as decoded: uint8
         target = real.flip(-1)                                             # (N, 3, h, w)

@@ -1,7 +1,9 @@
-"""The `timeflies` command line. Each command parses options and makes one library call.
+"""The `timeflies` command line. Each command parses options, checks their values
+(validate.py) and makes one library call.
 
 Heavy imports (torch, av) happen inside the commands so that `--help` is instant.
-`main` is the one place where the library's errors become a one-line message and exit 2.
+`run` is the one place where option-parsing errors and the library's errors become a
+one-line message and exit 2.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from . import validate as V
 
 app = typer.Typer(
     help="Animate a still photo with the change over time of a reference time-lapse.",
@@ -28,7 +32,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option(
     "--weights", help="Generator weights directory (config.json + generator.safetensors). "
     "Default: the weights shipped in weights/.", show_default=False)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise map; same seed, same output.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise map (0..4294967295); same seed, same output.")]
 SegmenterOpt = Annotated[str, typer.Option(
     "--segmenter", help="auto (mmseg if a checkpoint is configured, else builtin), mmseg, builtin"
     " (offline sky vs. rest)" )]
@@ -145,10 +149,21 @@ def animate(
     """Animate IMAGE with the change over time of REFERENCE; write a video."""
     from .animate import AnimateOptions, Animator
 
+    V.device(device)
+    V.integer("--max-size", max_size, 1)
+    V.integer("--ref-size", ref_size, 1)
+    V.integer("--frames", frames, 1, V.MAX_FRAMES)
+    V.integer("--batch", batch, 1, V.MAX_BATCH)
+    V.integer("--seed", seed, 0, V.MAX_SEED)
+    V.number("--motion-scale", motion_scale, 0, V.MAX_MOTION_SCALE)
+    if (seg_config or seg_checkpoint) and (image_seg or video_seg or segmenter == "none"):
+        raise V.OptionError(f"{'--config' if seg_config else '--checkpoint'} picks the mmseg segmenter, which does "
+                            "not run with --image-seg/--video-seg or --segmenter none; drop one of them")
     output = output or f"{image.stem}-timeflies.mp4"
     opts = AnimateOptions(size=_size(size), max_size=max_size, ref_size=ref_size, image_seg=image_seg,
                           video_seg=video_seg, segmenter=segmenter, seg_config=seg_config,
-                          seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, fps=_fps(fps), frames=frames, folder_fps=_fps(folder_fps),
+                          seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, fps=V.rate("--fps", _fps(fps)), frames=frames,
+                          folder_fps=V.rate("--folder-fps", _fps(folder_fps)),
                           seed=seed, batch=batch, crf=crf, preview=preview, naive=naive, method=method,
                           motion=motion, motion_scale=motion_scale, matte=matte, loop=loop, overwrite=overwrite)
     with _progress(quiet, "Animating") as progress:
@@ -157,7 +172,7 @@ def animate(
         err.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     if not quiet:
         out.print(f"Wrote [bold]{escape(str(result.output))}[/]: {result.frames} frames, "
-                  f"{result.width}x{result.height}, {float(result.fps):g} fps, {result.classes} class(es) "
+                  f"{_frame_size(result)}, {float(result.fps):g} fps, {result.classes} class(es) "
                   f"from {result.labels_from}, on {result.device}; {result.sky}",
                   soft_wrap=True)  # one line, however long the path
         out.print(f"{result.seconds:.1f} s in all; generation ({result.method}"
@@ -193,6 +208,7 @@ def segment(
     """Write a semantic label map of a photo or a reference video (for animate --image-seg/--video-seg)."""
     from .segment import SegmentOptions, segment as run
 
+    V.device(device)
     opts = SegmentOptions(segmenter=segmenter, config=config, checkpoint=str(checkpoint) if checkpoint else None,
                           device=device, classes=classes, format=format, preview=preview,
                           overwrite=overwrite)
@@ -292,10 +308,31 @@ def train(
     from .recipe import TEST_SEQUENCES, VALIDATION_SEQUENCES, recipe as settings
     from .train import TrainOptions, train as run
 
+    V.device(device)
+    V.choice("--output", output, ("rgb", "affine"))
+    V.choice("--affine-base", affine_base, ("transfer", "photo"))
+    V.choice("--photo", photo, ("clip", "sequence"))
+    V.choice("--segmenter", segmenter, ("auto", "builtin", "mmseg", "none"))
+    V.integer("--clip", clip, 1, V.MAX_CLIP)
+    V.integer("--clips", clips, 1, V.MAX_CLIPS)
+    V.number("--width", width, above=0, high=V.MAX_WIDTH)
+    V.number("--noise-sigma", noise_sigma, 0, V.MAX_NOISE_SIGMA)
+    V.integer("--affine-smooth", affine_smooth, 1, V.MAX_AFFINE_SMOOTH)
+    for option, value in (("--epochs", epochs), ("--max-steps", max_steps), ("--save-every", save_every),
+                          ("--val-every", val_every)):
+        V.integer(option, value, 1, V.MAX_STEPS)
+    V.number("--max-minutes", max_minutes, above=0, high=V.MAX_MINUTES)
+    V.number("--alpha-decay", alpha_decay, above=0, high=1, why="the content loss' alpha decays")
+    V.number("--lr-g", lr_g, above=0, high=1, why="the decoder must learn; a step over 1 diverges")
+    V.number("--lr-d", lr_d, 0, 1)
+    V.number("--lr-v", lr_v, 0, 1)
+    V.integer("--seed", seed, 0, V.MAX_SEED)
     given = dict(size=parse_size(size) if size is not None else None, clip=clip, clips=clips, photo=photo, width=width, output=output,
                  affine_base=affine_base, noise_sigma=noise_sigma, affine_smooth=affine_smooth, lr_g=lr_g, lr_d=lr_d, lr_v=lr_v)
     opts = TrainOptions(data=str(data), **settings(recipe))
     terms = dict(pixel=w_pixel, mse=w_mse, log_mse=w_log_mse, adv=w_adv, perc=w_perc, content=w_content, style=w_style, flow=w_flow, cycle=w_cycle)
+    for name, value in terms.items():
+        V.number(f"--w-{name.replace('_', '-')}", value, 0, V.MAX_LOSS_WEIGHT)
     opts = replace(
         opts, **{k: v for k, v in given.items() if v is not None},
         weights=replace(opts.weights, **{k: v for k, v in terms.items() if v is not None}),
@@ -304,6 +341,7 @@ def train(
         epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, save_every=save_every, seed=seed,
         vgg=str(vgg) if vgg else None, init=str(init) if init else None, resume=resume, device=device,
         deterministic=deterministic, alpha_decay=alpha_decay, segmenter=segmenter, overwrite=overwrite)
+    V.train_options(opts)
     with _progress(quiet, "Training") as progress:
         def on_step(step, total, terms):
             if progress:
@@ -408,7 +446,7 @@ def benchmark(
     for timeflies and the training-free baselines."""
     from . import outputs
     from .benchmark import BenchmarkOptions, run
-    from .fsutil import check_writable
+    from .fsutil import check_writable, removed_on_error
     from .report import plot, tables, write_json
 
     if split is not None:
@@ -417,8 +455,26 @@ def benchmark(
     sizes = _resolutions([*(res or []), *ctx.args])
     if not sizes and image is None and eval_dir is None and borders is None and cross_scene is None:
         sizes = [256]
+    V.device(device)
+    V.integer("--frames", frames, 1, V.MAX_TIMED_FRAMES)
+    V.integer("--repeats", repeats, 1, V.MAX_REPEATS)
+    V.integer("--batch", batch, 1, V.MAX_BATCH)
+    V.integer("--seed", seed, 0, V.MAX_SEED)
+    V.integer("--size", size, V.MIN_METRIC_SIDE, why="SSIM's window is 11x11")
+    V.integer("--stage-size", stage_size, 1)
+    V.integer("--max-frames", max_frames, 2, V.MAX_FRAMES, why="the temporal metrics need 2 frames")
+    for side in sizes:
+        V.benchmark_memory(side, batch)
+    if image or eval_dir:  # the sizes of the runs that are asked for
+        V.animate_memory("--size", size, size, batch)
+    if image:
+        V.animate_memory("--stage-size", stage_size, stage_size, batch)
+    names = V.method_list(methods)
+    if plot_file and not (sizes or image or eval_dir):
+        raise V.OptionError("--plot draws speed (--res), quality (--image) and --eval figures; "
+                            "ask for one of them or drop --plot")
     opts = BenchmarkOptions(
-        res=sizes, frames=frames, repeats=repeats, batch=batch, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        res=sizes, frames=frames, repeats=repeats, batch=batch, methods=names,
         image=str(image) if image else None, reference=str(reference) if reference else None, size=size,
         stage_size=stage_size, eval_dir=str(eval_dir) if eval_dir else None, sequences=sequences,
         borders_dir=str(borders) if borders else None, cross_dir=str(cross_scene) if cross_scene else None,
@@ -439,12 +495,15 @@ def benchmark(
         result = run(str(weights) if weights else None, device, opts, progress)
     for table in tables(result):
         out.print(table)
-    if json_file:
-        write_json(result, json_file)
-        out.print(f"Wrote {escape(str(json_file))}", soft_wrap=True)
-    if plot_file:
-        plot(result, plot_file)
-        out.print(f"Wrote {escape(str(plot_file))}", soft_wrap=True)
+    with removed_on_error() as written:  # both files or neither
+        if json_file:
+            write_json(result, json_file)
+            written.append(json_file)
+        if plot_file:
+            plot(result, plot_file)
+            written.append(plot_file)
+    for path in written:
+        out.print(f"Wrote {escape(str(path))}", soft_wrap=True)
 
 
 def _resolutions(values: list[str]) -> list[int]:
@@ -483,18 +542,68 @@ class _progress:
             self.bar.stop()
 
 
-def main() -> None:
-    """Entry point: run the app; a library error becomes one line on stderr and exit 2."""
+def _frame_size(result) -> str:
+    """The frames' size; a video that had to be padded to even sides says so (and to what)."""
+    size = f"{result.width}x{result.height}"
+    stored = result.stored_size
+    if stored and tuple(stored) != (result.width, result.height):
+        size += f" (stored as {stored[0]}x{stored[1]}: H.264 and VP9 need even sides, so the last row/column is repeated)"
+    return size
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the app on `args` (default sys.argv[1:]) and return the exit code: a usage error
+    or a library error becomes one line on stderr and exit 2, Ctrl-C exit 130."""
     from .errors import TimefliesError
 
     try:
-        app()
+        code = app(args=args, standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except _click_errors().NoArgsIsHelpError as e:
+        out.print(escape(e.format_message()), soft_wrap=True)  # the help: what a bare `timeflies` asks for
+        return 0
+    except _click_errors().ClickException as e:  # an unknown option, a missing argument, a bad value
+        ctx = getattr(e, "ctx", None)
+        command = f"timeflies {ctx.info_name}" if ctx is not None and ctx.parent is not None else "timeflies"
+        return _fail(f"{e.format_message()} (see {command} --help)")
+    except typer.Abort:
+        return _interrupted()
     except TimefliesError as e:
-        err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
-        sys.exit(2)
+        return _fail(str(e))
     except KeyboardInterrupt:
-        err.print("interrupted; no partial output was kept")
-        sys.exit(130)
+        return _interrupted()
+    except OSError as e:  # a full disk the library met outside its own writers (atomic_path)
+        from .fsutil import disk_full_error, is_disk_full
+
+        if is_disk_full(e):
+            return _fail(str(disk_full_error(e.filename, e)))
+        raise
+
+
+def _click_errors():
+    """Click's exception module: typer vendors click from 0.20 on, earlier releases use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions
+    return exceptions
+
+
+def _fail(message: str) -> int:
+    # One line, however the message was built: newlines (a usage hint) become "; ".
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    err.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+    return 2
+
+
+def _interrupted() -> int:
+    err.print("interrupted; no partial output was kept")
+    return 130
+
+
+def main() -> None:
+    """Entry point of the `timeflies` script."""
+    sys.exit(run())
 
 
 if __name__ == "__main__":

@@ -15,3 +15,7 @@ class InputError(TimefliesError):
 
 class WeightsError(TimefliesError):
     """Model weights are missing, corrupt or do not match their config."""
+
+
+class OptionError(TimefliesError):
+    """An option's value is out of its range, not finite, or beyond this machine."""

@@ -1,10 +1,11 @@
 """Atomic file output: write under a temporary name beside the target, rename when done.
 
-A crash, an error or Ctrl-C never leaves a partial file under the final name.
+A crash, an error, a full disk or Ctrl-C never leaves a partial file under the final name.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -38,8 +39,10 @@ def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[P
         raise unwritable_error(final, e) from None
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         remove_path(tmp)
+        if is_disk_full(e):
+            raise disk_full_error(final, e) from None
         raise
     if directory and final.exists():
         old = final.with_name(f".{final.name}.old")
@@ -63,6 +66,34 @@ def check_writable(final: str | os.PathLike) -> None:
         raise unwritable_error(final, e) from None
     if final.is_dir():
         raise TimefliesError(f"'{final}' is a folder; give a file path")
+
+
+@contextlib.contextmanager
+def removed_on_error() -> Iterator[list[Path]]:
+    """Yield a list for the outputs a command has finished writing; if the block raises,
+    they are removed, so that a failed command leaves none of its outputs behind (a video
+    without the preview that was asked for is a failure, not half a success)."""
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            remove_path(Path(path))
+        raise
+
+
+# Errors that mean "no room": a full disk, a full quota, a file-size limit.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in DISK_FULL
+
+
+def disk_full_error(final: str | os.PathLike | None, e: OSError) -> TimefliesError:
+    where = f" writing '{final}'" if final else ""
+    return TimefliesError(f"no room on the disk{where} ({e.strerror}); nothing partial was kept: free some "
+                          "space and run again")
 
 
 def unwritable_error(final: Path, e: OSError) -> TimefliesError:

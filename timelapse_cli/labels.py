@@ -45,6 +45,7 @@ def load_label_map(path: str | os.PathLike) -> LabelMap:
     """Read a label map file; ids is HxW int64. InputError if missing, unreadable or unusable."""
     im = open_image(path, what="label map", hint=_HINT)
     arr = np.asarray(im)
+    _refuse_photo(arr, path)
     if im.mode in ("RGB", "RGBA", "RGBX"):
         rgb = arr[:, :, :3]
         if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
@@ -61,6 +62,25 @@ def load_label_map(path: str | os.PathLike) -> LabelMap:
     if ids.size and ids.min() < 0:
         raise InputError(f"label map '{path}' holds negative ids; {_HINT}")
     return LabelMap(ids, "ids")
+
+
+# A label map is regions of one value each, so few neighbouring pixels differ (only
+# along borders: a few percent); in a photo most do (texture, noise, gradients).
+_MAX_CHANGING = 0.4
+_MIN_SIDE = 16  # smaller maps are too small to tell
+
+
+def _refuse_photo(arr: np.ndarray, path) -> None:
+    """InputError if `arr` looks like a photo rather than a label map."""
+    if arr.ndim < 2 or min(arr.shape[:2]) < _MIN_SIDE:
+        return
+    a = arr.astype(np.int64)
+    if a.ndim == 3:  # one value per colour (the alpha of LA/RGBA maps included)
+        a = sum(a[:, :, c] << (16 * c) for c in range(a.shape[2]))
+    changing = ((a[:, 1:] != a[:, :-1]).mean() + (a[1:] != a[:-1]).mean()) / 2
+    if changing > _MAX_CHANGING:
+        raise InputError(f"'{path}' looks like a photo, not a label map ({changing:.0%} of neighbouring "
+                         f"pixels differ; in a label map only those along class borders do); {_HINT}")
 
 
 def decode_groups_rgb(rgb: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import torch
 from .model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from .errors import TimefliesError
 from .model import Generator, noise_frames
-from .model.modulation import Regions, class_stats
+from .model.modulation import Regions, SoftLabels, class_stats
 
 CHANNELS_LAST = torch.channels_last
 
@@ -93,8 +93,9 @@ class Reinhard(Method):
         self.name = "reinhard-class" if per_class else "reinhard"
 
     def prepare(self, image, img_labels, ref_labels, k, sky=None):
-        if not self.per_class:  # one region covering each map
-            img_labels, ref_labels, k = torch.zeros_like(img_labels), torch.zeros_like(ref_labels), 1
+        if not self.per_class:  # one region covering each map (a soft matte's hard ids give its shape)
+            ids = img_labels.ids if isinstance(img_labels, SoftLabels) else img_labels
+            img_labels, ref_labels, k = torch.zeros_like(ids), torch.zeros_like(ref_labels), 1
         self.lab = rgb_to_lab(image)
         self.regions = Regions(img_labels, k, tuple(img_labels.shape))
         self.style_regions = Regions(ref_labels, k, tuple(ref_labels.shape))

@@ -13,7 +13,7 @@ outputs here first, before reading any input or computing anything:
   the manifest (MANIFEST) it keeps beside them; a user's file that merely looks like a
   frame survives (a frame that would land on one is refused when the frames are moved
   in, the one check made after the run, still before anything is touched);
-- a training run folder holding an earlier run needs --resume or --overwrite.
+- a training run folder works the same way with a manifest of its own (runfolder.py).
 
 Each refusal is one TimefliesError line naming the paths; the CLI turns it into exit 2.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from .errors import TimefliesError
-from .fsutil import atomic_path, current_umask, remove_path, unwritable_error
+from .fsutil import atomic_path, current_umask, disk_full_error, is_disk_full, remove_path, unwritable_error
 
 PathLike = str | os.PathLike
 OVERWRITE_HINT = "pass --overwrite (-y) to replace it"
@@ -36,10 +36,6 @@ OVERWRITE_HINT = "pass --overwrite (-y) to replace it"
 # and the hidden manifest listing those of the last run (hidden: frame readers skip it).
 FRAME_NAME = re.compile(r"\d{5,}\.png")
 MANIFEST = ".timeflies-frames.json"
-# What a training run writes into its folder; any of the first four marks an earlier run
-# (labels/ is written before run.json and is only a cache, reused by --resume).
-RUN_MARKERS = ("run.json", "log.jsonl", "checkpoint", "best")
-RUN_FILES = (*RUN_MARKERS, "labels")
 
 
 # ---------------------------------------------------------------- the check
@@ -93,28 +89,6 @@ def check_frame_folder(option: str, path: PathLike, overwrite: bool) -> None:
                              "into it (only frames timeflies wrote there are replaced)")
 
 
-def prepare_run_folder(out: PathLike, inputs: Mapping[str, PathLike | None], resume: bool,
-                       overwrite: bool) -> None:
-    """A training run folder must not meet an input (check_outputs); one holding an earlier
-    run is continued (`resume`) or, with `overwrite`, emptied of that run's own files
-    (RUN_FILES; anything else in the folder stays). Hours of training are never replaced
-    silently."""
-    out = Path(out)
-    check_outputs({"--out": out}, inputs)
-    if resume and overwrite:
-        raise TimefliesError("give --resume (continue the run) or --overwrite (replace it), not both")
-    if os.path.lexists(out) and not out.is_dir():
-        raise TimefliesError(f"--out '{out}' is a file; give a folder path for the run")
-    found = [name for name in RUN_MARKERS if os.path.lexists(out / name)]
-    if not found or resume:
-        return
-    if not overwrite:
-        raise TimefliesError(f"--out '{out}' holds an earlier run ({', '.join(found)}); pass --resume to "
-                             "continue it or --overwrite (-y) to replace it")
-    for name in RUN_FILES:
-        remove_path(out / name)
-
-
 # ---------------------------------------------------------------- frame folders
 
 
@@ -144,6 +118,10 @@ def frame_folder(final: PathLike) -> Iterator[Path]:
             tmp.rename(final)
         else:
             _merge(tmp, final, new)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(final, e) from None
+        raise
     finally:
         remove_path(tmp)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import images, labels, outputs, video
 from .errors import InputError, TimefliesError
+from .fsutil import removed_on_error
 from .segmentation.ade20k import ADE20K_CLASSES, to_groups
 from .segmentation.base import Segmenter, get_segmenter, sample_indices
 
@@ -52,9 +53,15 @@ def resolve_segmenter(name: str, config: str | None = None, checkpoint: str | No
 
     if name not in SEGMENTERS:
         raise TimefliesError(f"unknown segmenter '{name}'; choose one of {', '.join(SEGMENTERS)}")
+    given = "--config" if config else "--checkpoint" if checkpoint else None
     checkpoint = checkpoint or mmseg.checkpoint_from_env()
+    why = "--segmenter builtin"
     if name == "auto":
         name = "mmseg" if checkpoint and mmseg.mmseg_available() else "builtin"
+        why = "mmsegmentation is not installed" if checkpoint else "no mmseg checkpoint is configured"
+    if name == "builtin" and given:  # it would be ignored: say so instead
+        raise TimefliesError(f"{given} is for the mmseg segmenter, but the builtin one runs ({why}); give "
+                             "--segmenter mmseg --checkpoint FILE, or drop " + given)
     if name == "mmseg":
         return get_segmenter("mmseg", config=config, checkpoint=checkpoint, device=device)
     return get_segmenter(name)
@@ -104,15 +111,17 @@ def segment(input: str | Path, output: str | Path, options: SegmentOptions | Non
         reader = video.FrameReader(input)
         ids = segment_reference(reader, segmenter, opts.classes)
         backdrop = representative_frame(reader) if opts.preview else None
-    labels.save_label_map(ids, output, format="groups" if opts.format == "rgb" else "ids")
     names = class_names(opts.classes)
     preview = None
-    if opts.preview:
-        preview = Path(opts.preview)
-        sheet = labels.label_preview(ids, backdrop, names)
-        if photo is not None:
-            sheet = _with_matte(sheet, photo, ids, names)
-        images.save_png(sheet, preview)
+    with removed_on_error() as written:  # a failed preview takes the label map with it
+        labels.save_label_map(ids, output, format="groups" if opts.format == "rgb" else "ids")
+        written.append(output)
+        if opts.preview:
+            preview = Path(opts.preview)
+            sheet = labels.label_preview(ids, backdrop, names)
+            if photo is not None:
+                sheet = _with_matte(sheet, photo, ids, names)
+            images.save_png(sheet, preview)
     present = [names[i] if i < len(names) else str(i) for i in np.unique(ids).tolist()]
     return SegmentResult(output, ids.shape[1], ids.shape[0], photo is None, segmenter.name, present,
                          time.perf_counter() - start, preview)

@@ -21,7 +21,9 @@ TrainOptions' defaults are the "fast" recipe (recipe.py), which runs on a laptop
 from __future__ import annotations
 
 import copy
+import io
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,9 +37,8 @@ from torch import nn
 
 from . import data, losses
 from .errors import TimefliesError
-from .fsutil import atomic_path
 from .model import Generator, GeneratorConfig, VideoDiscriminator, noise_frames
-from .outputs import prepare_run_folder
+from .runfolder import RunFolder
 from .runtime import resolve_device
 from .weights import from_pretrained, import_vgg19, loss_network, save_pretrained
 
@@ -69,7 +70,7 @@ class TrainOptions:
     vgg: str | None = None            # torchvision vgg19-dcbb9e9d.pth: E_GI, E_GV and the loss network
     init: str | None = None           # a saved generator to start from (default: shipped weights if same width)
     resume: bool = False
-    overwrite: bool = False           # replace an earlier run in `out` (outputs.prepare_run_folder)
+    overwrite: bool = False           # replace an earlier run in `out` (runfolder.RunFolder.prepare)
     device: str = "auto"
     deterministic: bool = True
     lr_g: float = 1e-5                # decoder, Adam
@@ -152,8 +153,7 @@ class GeneratorLoss(nn.Module):
         cache = self.G.encode_image(image, img_ids, k)
         fake = self.G.decode(cache, windows, ids, noise)  # (T, 3, h, w)
         if not torch.isfinite(fake).all():
-            raise TimefliesError(f"training diverged at step {step + 1} (non-finite frames); resume from "
-                                 "the last checkpoint with lower learning rates (--lr-g/--lr-d/--lr-v)")
+            raise Diverged(step + 1, "the generated frames")
         terms = {}
         need_phi = w.perc or w.style or w.flow
         if need_phi:
@@ -201,9 +201,10 @@ class Trainer:
             raise TimefliesError(f"unknown photo '{opts.photo}'; use clip or sequence")
         self.dist = _Dist(self.device)
         self.out = Path(opts.out)
-        if self.dist.rank == 0:  # before anything is written into OUT; only rank 0 writes there
-            prepare_run_folder(self.out, {"--data": opts.data, "--init": opts.init, "--vgg": opts.vgg},
-                               opts.resume, opts.overwrite)
+        self.run_dir = None  # only rank 0 writes into OUT
+        if self.dist.rank == 0:  # before anything is written into OUT
+            self.run_dir = RunFolder.prepare(self.out, {"--data": opts.data, "--init": opts.init, "--vgg": opts.vgg},
+                                             opts.resume, opts.overwrite)
         # Bad data fails here, by name; held-out sequences are not even opened.
         sequences = data.scan_sequences(opts.data, opts.clip, exclude=(*opts.exclude, *opts.val))
         self.shard = self._label(sequences[self.dist.rank::self.dist.world])
@@ -226,6 +227,7 @@ class Trainer:
                                      weight_decay=1e-4)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=opts.lr_d)
         self.step = 0
+        self.saved_step: int | None = None  # the step of the checkpoint in OUT/checkpoint/
         if opts.resume:
             self._load_checkpoint()
         # Wrapped after loading: DistributedDataParallel starts every rank from rank 0's state.
@@ -242,7 +244,11 @@ class Trainer:
         from .segment import resolve_segmenter
 
         segmenter = resolve_segmenter(self.opts.segmenter, device=str(self.device))
-        return data.with_label_maps(sequences, self.out / "labels", segmenter)
+        labelled = data.with_label_maps(sequences, self.out / "labels", segmenter)
+        if self.run_dir:  # the maps made here are the run's own files
+            self.run_dir.record(*(f"labels/{s.label_path.name}" for s in labelled
+                                  if s.label_path.parent == self.out / "labels"))
+        return labelled
 
     def _build_models(self):
         """Generator, frozen loss network, and a note of where the encoder weights came from."""
@@ -348,10 +354,9 @@ class Trainer:
         opts = self.opts
         total_steps = opts.max_steps or -(-opts.epochs * len(self.shard) // opts.clips)
         start = time.perf_counter()
-        if self.dist.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            _write_json(self.out / "run.json", {**_jsonable(asdict(opts)), "encoders": self.source,
-                                                "world_size": self.dist.world})
+        if self.run_dir:
+            with self.run_dir.file("run.json") as tmp:
+                _write_json(tmp, {**_jsonable(asdict(opts)), "encoders": self.source, "world_size": self.dist.world})
             self._trim_log()
         last: dict = {}
         if self.val_seqs and self.step == 0:
@@ -359,12 +364,15 @@ class Trainer:
         self.G.train()
         while self.step < total_steps:
             t0 = time.perf_counter()
-            last = self.train_step(self.step)
+            try:
+                last = self.train_step(self.step)
+            except Diverged as e:  # the frames went non-finite: say which checkpoint is kept
+                raise Diverged(e.step, e.what, self.saved_step) from None
             last["seconds"] = round(time.perf_counter() - t0, 4)
+            self._check_finite(last)  # before anything of this step is logged or saved
             self.step += 1
-            if self.dist.rank == 0:
-                with open(self.out / "log.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, **last}) + "\n")
+            if self.run_dir:
+                self.run_dir.append("log.jsonl", json.dumps({"step": self.step, **last}) + "\n")
             if on_step:
                 on_step(self.step, total_steps, last)
             out_of_time = opts.max_minutes is not None and time.perf_counter() - start > 60 * opts.max_minutes
@@ -396,11 +404,10 @@ class Trainer:
                           sequences=self.val_seqs)
         psnr = ev["mean"][0]["psnr"]
         per_seq = {s["sequence"]: round(s["rows"][0]["psnr"], 3) for s in ev["sequences"]}
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": self.step, "val_psnr": psnr, "val": per_seq}) + "\n")
+        self.run_dir.append("log.jsonl", json.dumps({"step": self.step, "val_psnr": psnr, "val": per_seq}) + "\n")
         if psnr > self.best_val:
             self.best_val = psnr
-            with atomic_path(self.out / "best", directory=True) as tmp:
+            with self.run_dir.folder("best") as tmp:
                 save_pretrained(self.G, tmp, metadata={"step": self.step, "val_psnr": psnr})
                 _write_json(tmp / "val.json", {"step": self.step, "val_psnr": psnr, "val": per_seq})
         return psnr
@@ -409,14 +416,28 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """OUT/checkpoint/ as a whole, written under a temporary name and swapped in."""
-        if self.dist.rank != 0:
+        if not self.run_dir:
             return
-        with atomic_path(self.out / "checkpoint", directory=True) as tmp:
+        with self.run_dir.folder("checkpoint") as tmp:
             save_pretrained(self.G, tmp / "generator", metadata={"step": self.step, "encoders": self.source})
             state = {"step": self.step, "best_val": self.best_val, "D": self.D.state_dict(),
                      "opt_g": self.opt_g.state_dict(),
                      "opt_v": self.opt_v.state_dict(), "opt_d": self.opt_d.state_dict()}
-            torch.save(state, tmp / "state.pt")
+            buffer = io.BytesIO()  # torch.save on a full disk fails with an unhelpful RuntimeError
+            torch.save(state, buffer)
+            (tmp / "state.pt").write_bytes(buffer.getvalue())
+        self.saved_step = self.step
+
+    def _check_finite(self, terms: dict) -> None:
+        """End the run at the first step whose loss or weights stop being finite numbers:
+        nothing of that step is logged or saved, and OUT/checkpoint/ keeps the last good one."""
+        bad = next((f"the loss term '{k}'" for k, v in terms.items()
+                    if isinstance(v, float) and not math.isfinite(v)), None)
+        if bad is None:
+            bad = next((f"the weight '{n}'" for n, p in self.G.named_parameters()
+                        if p.requires_grad and not torch.isfinite(p).all()), None)
+        if self.dist.any(bad is not None):
+            raise Diverged(self.step + 1, bad or "another rank's step", self.saved_step)
 
     def _load_checkpoint(self) -> None:
         ckpt = self.out / "checkpoint"
@@ -429,7 +450,7 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_v.load_state_dict(state["opt_v"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         self.best_val = float(state.get("best_val", float("-inf")))
 
     def _trim_log(self) -> None:
@@ -438,8 +459,19 @@ class Trainer:
         if not log.exists():
             return
         keep = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
-        with atomic_path(log) as tmp:
+        with self.run_dir.file("log.jsonl") as tmp:
             tmp.write_text("".join(line + "\n" for line in keep))
+
+
+class Diverged(TimefliesError):
+    """A training step gave non-finite values: the run ends, its last good checkpoint stays."""
+
+    def __init__(self, step: int, what: str, saved: int | None = None) -> None:
+        self.step, self.what = step, what
+        kept = ("no checkpoint had been saved yet" if saved is None else
+                f"the checkpoint of step {saved} is kept: resume from it")
+        super().__init__(f"training diverged at step {step}: {what} is not finite; {kept} with lower learning "
+                         "rates (--lr-g/--lr-d/--lr-v)")
 
 
 def train(opts: TrainOptions, on_step: StepFn | None = None) -> TrainResult:
@@ -451,5 +483,5 @@ def _jsonable(d: dict) -> dict:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    """Into a temporary file or folder (RunFolder.file/.folder), which is renamed when complete."""
+    path.write_text(json.dumps(obj, indent=2) + "\n")

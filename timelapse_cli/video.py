@@ -20,7 +20,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, TimefliesError
 from .fsutil import atomic_path
 from .images import open_image
 from .outputs import frame_folder
@@ -328,8 +328,9 @@ class VideoWriter:
         self._stack = contextlib.ExitStack()
         # A frame folder goes through outputs.frame_folder: it replaces only frames it wrote.
         self._tmp = self._stack.enter_context(frame_folder(self.path) if self.to_folder else atomic_path(self.path))
-        # Pushed after atomic_path, so it runs first: the container is closed before
-        # the temp file is renamed (success) or deleted (error).
+        # Exit callbacks run last-pushed first: the container is closed, then what it
+        # wrote is read back, then the temp output is renamed (success) or deleted.
+        self._stack.push(self._verify)
         self._stack.push(self._close)
         return self
 
@@ -406,6 +407,14 @@ class VideoWriter:
         if self._container is not None:
             self._container.mux(self._stream.encode(None))  # drain delayed frames
 
+    def _verify(self, exc_type, exc, tb) -> bool:
+        """Exit callback: on success, the output must read back as the frames written (a
+        muxer can accept frames and still write a file players see as empty); if not, the
+        error discards it."""
+        if exc_type is None:
+            check_readback(self._tmp, self.frames_written, self.path, self.to_folder)
+        return False
+
     def _close(self, exc_type, exc, tb) -> bool:
         """Exit callback: close the container; on error, quietly (the file is discarded)."""
         container, self._container = self._container, None
@@ -416,6 +425,22 @@ class VideoWriter:
                 with contextlib.suppress(Exception):
                     container.close()
         return False
+
+
+def check_readback(written: Path, frames: int, name: Path, folder: bool) -> None:
+    """TimefliesError unless `written` (a video file, or a folder of PNG frames) holds
+    `frames` decodable frames; `name` is the output as the user gave it."""
+    if folder:
+        found = sum(1 for p in written.iterdir() if p.suffix == ".png")
+    else:
+        try:
+            with av.open(str(written)) as container:
+                found = sum(1 for _ in container.decode(container.streams.video[0]))
+        except (av.FFmpegError, OSError, IndexError):
+            found = 0
+    if found != frames:
+        raise TimefliesError(f"'{name}' read back as {found} of the {frames} frames written, so it was not "
+                             "kept; try another --fps or output format")
 
 
 def _pad_even(frame: np.ndarray) -> np.ndarray:
@@ -443,9 +468,10 @@ def check_crf(codec: str, crf: int | None) -> None:
 def gif_rate(fps: Fraction) -> Fraction:
     """The frame rate a GIF can hold nearest to `fps`: 100 / its delay in whole centiseconds.
 
-    Delays under 2 cs are played as 10 cs by browsers, so 2 cs (50 fps) is the fastest.
+    Delays under 2 cs are played as 10 cs by browsers, so 2 cs (50 fps) is the fastest;
+    the delay field holds 16 bits, so 65535 cs (about 11 minutes a frame) is the slowest.
     """
-    delay = max(2, round(100 / Fraction(fps)))
+    delay = min(65535, max(2, round(100 / Fraction(fps))))
     return Fraction(100, delay)
 
 

@@ -55,14 +55,16 @@ def save_pretrained(model: Generator, directory: str | Path, dtype: torch.dtype 
     last, so an interrupted save is detected as a checksum mismatch, never loaded silently.
     Other files in the directory (a model card, say) are left alone.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata=meta or None)
+        # Serialised in memory, then written: a full disk raises an OSError (which callers
+        # report as such), where safetensors' own file writer raises its own error type.
+        tmp.write_bytes(save(tensors, metadata=meta or None))
     with atomic_path(directory / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     with atomic_path(directory / SUMS_FILE) as tmp:
@@ -145,6 +147,11 @@ def _load_state(model: Generator, tensors: dict, source: str) -> None:
         example = (missing or unexpected or wrong)[0]
         raise WeightsError(f"weights '{source}' do not match their config.json ({what} tensors, "
                            f"e.g. '{example}'); use the config saved with these weights")
+    bad = next((k for k in sorted(tensors) if tensors[k].is_floating_point() and not torch.isfinite(tensors[k]).all()),
+               None)
+    if bad:  # they would make every frame black: say so instead
+        raise WeightsError(f"weights '{source}' hold values that are not finite (NaN or inf), e.g. in '{bad}'; "
+                           "a training run that diverged wrote them: use an earlier checkpoint")
     model.load_state_dict({k: v.to(state[k].dtype) for k, v in tensors.items()})
 
 
