@@ -189,6 +189,24 @@ def test_train_numbers(option, which, train_data, tmp_path):
         assert not run_dir.exists()  # refused before anything was written
 
 
+LIGHTS_NUMBERS = {"--steps": "int", "--size": "int", "--seed": "int"}
+
+
+@pytest.mark.parametrize("which", BAD_VALUES)
+@pytest.mark.parametrize("option", list(LIGHTS_NUMBERS))
+def test_train_lights_numbers(option, which, train_data, tmp_path):
+    out = tmp_path / "w"
+    base = {"--steps": "1", "--size": "32"}
+    base[option] = value(LIGHTS_NUMBERS[option], which)
+    code, stdout, err = cli("train-lights", "--data", train_data, "--out", out, "--segmenter", "none", "-q",
+                            *[x for kv in base.items() for x in kv])
+    # train_data has no night frames: a run that gets past the options says so in one line
+    refused(code, stdout, err)
+    assert not out.exists()
+    if option == "--seed" and which in ("0",):
+        assert "night" in err
+
+
 BENCH_NUMBERS = {"--res": "int", "--frames": "int", "--repeats": "int", "--size": "int", "--stage-size": "int",
                  "--max-frames": "int", "--batch": "int", "--seed": "int"}
 

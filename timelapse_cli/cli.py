@@ -379,6 +379,11 @@ def train_lights(
     from .lights import LightTrainOptions, train_lights as run
     from .recipe import TEST_SEQUENCES, VALIDATION_SEQUENCES
 
+    V.integer("--steps", steps, 1, 1_000_000)
+    V.integer("--size", size, 16, 4096, why="the light head works on a quarter of it")
+    V.integer("--seed", seed, 0, V.MAX_SEED)
+    V.choice("--segmenter", segmenter, ("auto", "builtin", "mmseg", "none"))
+
     left_out = (*(exclude or ()), *((*TEST_SEQUENCES, *VALIDATION_SEQUENCES) if holdout else ()))
     with _progress(quiet, "Training lights") as progress:
         result = run(str(data), str(out_dir), str(init) if init else None, left_out, segmenter, overwrite,

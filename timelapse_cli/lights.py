@@ -123,7 +123,7 @@ def train_lights(data_dir: str, out: str, init: str | None = None, exclude=(), s
     start = time.perf_counter()
     model = with_night(from_pretrained(init))
     torch.manual_seed(opts.seed)
-    seg = resolve_segmenter(segmenter, None, None, "cpu")
+    seg = None if segmenter == "none" else resolve_segmenter(segmenter, None, None, "cpu")
     sequences = data.find_sequences(data_dir, 2, "give at least 2 frames", exclude=exclude)
     cameras = [c for c in (load_camera(s, opts.size, seg) for s in sequences) if c is not None]
     steps = opts.steps
