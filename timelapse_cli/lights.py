@@ -121,8 +121,8 @@ def train_lights(data_dir: str, out: str, init: str | None = None, exclude=(), s
     if Path(out).exists() and not overwrite:
         raise TimefliesError(f"--out '{out}' already exists; pass --overwrite (-y) to replace its weights")
     start = time.perf_counter()
+    torch.manual_seed(opts.seed)  # the new light head's initial weights
     model = with_night(from_pretrained(init))
-    torch.manual_seed(opts.seed)
     seg = None if segmenter == "none" else resolve_segmenter(segmenter, None, None, "cpu")
     sequences = data.find_sequences(data_dir, 2, "give at least 2 frames", exclude=exclude)
     cameras = [c for c in (load_camera(s, opts.size, seg) for s in sequences) if c is not None]

@@ -24,8 +24,8 @@ SUMS_FILE = "SHA256SUMS"
 # The weights shipped in the repository's weights/ directory, pinned.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_SHA256 = {
-    CONFIG_FILE: "4f53ce04c79134861ae9e7a669a2702645bf1d01dc8b275958e6568c20271af5",
-    WEIGHTS_FILE: "b5e0d924e06e2a1dce49105826204103ba90dc10781df5176802a52a367190a8",
+    CONFIG_FILE: "433836da671e20801008b5adc64921249bf4890188f820075a66ce2a70b55dfb",
+    WEIGHTS_FILE: "acca543dfbf01c62f9daf9a16f2a331c744bb327572dba04339e120a065b722c",
 }
 
 # torchvision's vgg19 `features.N` index of each conv we use.

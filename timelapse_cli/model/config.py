@@ -33,9 +33,6 @@ class GeneratorConfig:
     # shading taken out as it darkens, and light sprites placed by the light head where the
     # reference has lit pixels. Off: the plain classwise transfer (affine head only).
     night: bool = False
-    # Share of the night transfer in the base the affine head recolours; the rest is the
-    # plain classwise transfer (1: the night transfer alone).
-    night_strength: float = 1.0
 
     def __post_init__(self) -> None:
         if self.output not in ("rgb", "affine"):

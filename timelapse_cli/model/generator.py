@@ -131,12 +131,7 @@ class Generator(nn.Module):
         frame = windows[:, 6:9]  # the newest frame F_t of each window
         if self.night:
             light = self._read_night(frame, style1, cache)
-            night = night_transfer(base, cache.regions1, cache.base_stats, cache.shade, light)
-            strength = self.config.night_strength
-            if strength < 1:  # part of the plain transfer, whose stats keep the frame's lights
-                plain = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
-                night = torch.lerp(plain, night, strength)
-            base = night
+            base = night_transfer(base, cache.regions1, cache.base_stats, cache.shade, light)
             out = apply_affine(smooth(out, self.config.affine_smooth), base)
             return add_light(out, render_lights(cache.sites, light), cache.albedo, cache.ground, light)
         if self.config.affine_base == "transfer":
