@@ -35,7 +35,8 @@ clean:
 # Rebuild the shipped generator from ../shared/data (weights/README.md has the recipe and
 # its figures). Resumable: run it again after an interruption and it continues from the
 # last checkpoint (a run stopped before its first checkpoint starts over). When it ends,
-# RUN/best/ holds the generator that scored best on the validation sequences.
+# RUN/best/ holds the generator that scored best on the validation sequences, and
+# RUN/lights/ the same with its night stage's light head trained (what weights/ ships).
 DATA ?= ../shared/data/timelapse
 RUN ?= runs/weights
 STEPS ?= 1000
@@ -44,5 +45,7 @@ weights:
 		--max-steps $(STEPS) --val-every 100 --save-every 100 \
 		$$(if test -f $(RUN)/checkpoint/state.pt; then echo --resume; \
 		   elif test -f $(RUN)/run.json; then echo --overwrite; fi)
-	$(PY) -c "from timelapse_cli.weights import export; export('$(RUN)/best')"
-	@echo "weights/ now holds $(RUN)/best; pin its sums in timelapse_cli/weights.py (SHIPPED_SHA256)"
+	OMP_NUM_THREADS=1 $(VENV)/bin/timeflies train-lights --data $(DATA) --init $(RUN)/best --holdout --seed 0 \
+		--steps 300 --out $(RUN)/lights --overwrite
+	$(PY) -c "from timelapse_cli.weights import export; export('$(RUN)/lights')"
+	@echo "weights/ now holds $(RUN)/lights; pin its sums in timelapse_cli/weights.py (SHIPPED_SHA256)"
