@@ -109,15 +109,20 @@ def test_the_light_head_decides_where_lights_go():
     assert (first >= W // 2 - cell_size((H, W))).all()
 
 
-def test_at_night_daylight_goes_and_lamps_light_the_ground():
-    photo, labels = _scene()
+def _with_and_without_night(photo, labels, frame):
+    """The same generator's frame for reference `frame`, night stage on and off."""
     g = _night_generator()
     plain = Generator(GeneratorConfig(**{**g.config.to_dict(), "night": False})).eval()
     plain.load_state_dict(g.state_dict(), strict=False)
+    windows = frame.repeat(1, 3, 1, 1)
     with torch.no_grad():
-        windows = _night_frame().repeat(1, 3, 1, 1)
-        out = g.decode(g.encode_image(photo, labels, 2, sky_id=1, seed=0), windows, labels, None)
-        ref = plain.decode(plain.encode_image(photo, labels, 2), windows, labels, None)
+        return (g.decode(g.encode_image(photo, labels, 2, sky_id=1, seed=0), windows, labels, None),
+                plain.decode(plain.encode_image(photo, labels, 2), windows, labels, None))
+
+
+def test_at_night_daylight_goes_and_lamps_light_the_ground():
+    photo, labels = _scene()
+    out, ref = _with_and_without_night(photo, labels, _night_frame())
     ground = labels == 0
     y, y_plain, y_photo = (luminance(x)[0, 0][ground] for x in (out, ref, photo))
     lit = lit_pixels(out)[0, 0][ground]
@@ -132,13 +137,7 @@ def test_at_night_daylight_goes_and_lamps_light_the_ground():
 
 def test_by_day_the_night_stage_changes_nothing():
     photo, labels = _scene()
-    g = _night_generator()
-    plain = Generator(GeneratorConfig(**{**g.config.to_dict(), "night": False})).eval()
-    plain.load_state_dict(g.state_dict(), strict=False)
-    with torch.no_grad():
-        windows = _day_frame().repeat(1, 3, 1, 1)
-        out = g.decode(g.encode_image(photo, labels, 2, sky_id=1), windows, labels, None)
-        ref = plain.decode(plain.encode_image(photo, labels, 2), windows, labels, None)
+    out, ref = _with_and_without_night(photo, labels, _day_frame())
     assert (out - ref).abs().max() < 2e-3
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .losses import gram
+from .model import night
 from .model.modulation import Regions
 
 Tensor = torch.Tensor
@@ -201,15 +202,10 @@ def gram_distance(feats_a: list[Tensor], feats_b: list[Tensor]) -> Tensor:
 
 # ---------------------------------------------------------------------------- following
 
-# Rec. 709 luma weights, applied to the sRGB values.
-_LUMA = (0.2126, 0.7152, 0.0722)
-
-
 def luminance(x: Tensor) -> Tensor:
-    """Luma of (N, 3, H, W) images -> (N, 1, H, W) float64."""
+    """Rec. 709 luma of the sRGB values (the night stage's own): (N, 3, H, W) -> (N, 1, H, W) float64."""
     _check_images("x", x)
-    w = torch.tensor(_LUMA, dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
-    return (x.double() * w).sum(1, keepdim=True)
+    return night.luminance(x.double())
 
 
 def pearson(a: Tensor, b: Tensor) -> float:
@@ -258,8 +254,8 @@ def structure_r(photo: Tensor, frames: Tensor) -> Tensor:
 # lights are counted per LIT_BLOCK x LIT_BLOCK block (a block is lit if it holds a lit pixel).
 
 NIGHT_LUMINANCE = 0.12
-LIT_FLOOR = 0.15
-LIT_FACTOR = 4.0
+LIT_FLOOR = night.LIT_FLOOR    # what the night stage calls lit is what is measured as lit
+LIT_FACTOR = night.LIT_RATIO
 LIT_BLOCK = 8
 
 
@@ -282,9 +278,8 @@ def flat(x: Tensor) -> Tensor:
 def lit(x: Tensor) -> Tensor:
     """Lit pixels: luma > max(LIT_FLOOR, LIT_FACTOR x the image's median luma).
     (N, 3, H, W) -> (N, H, W) bool."""
-    y = luminance(x)[:, 0]                                          # (N, H, W)
-    median = y.flatten(1).median(1).values.view(-1, 1, 1)           # (N, 1, 1)
-    return y > (LIT_FACTOR * median).clamp(min=LIT_FLOOR)
+    _check_images("x", x)
+    return night.lit_pixels(x.double())[:, 0]
 
 
 def lit_blocks(x: Tensor, block: int = LIT_BLOCK) -> Tensor:
