@@ -102,6 +102,17 @@ def test_no_velocity_when_nothing_can_be_tracked(case):
     assert reference_sky_velocity(frames, sky) is None
 
 
+def test_a_jump_faster_than_clouds_drift_is_no_motion(monkeypatch):
+    from timelapse_cli import motion
+
+    frames = sky_frames(10, 48, 64, 24, (4.5, 0.0))            # 0.07 of the width per frame
+    sky = group_map(48, 64, 24) == SKY
+    monkeypatch.setattr(motion, "MAX_SPEED", 1.0)
+    assert reference_sky_velocity(frames, sky) is not None     # the flow follows it ...
+    monkeypatch.setattr(motion, "MAX_SPEED", 0.05)
+    assert reference_sky_velocity(frames, sky) is None         # ... but it is too fast for clouds
+
+
 # ---------------------------------------------------------------- moving the photo's sky
 
 

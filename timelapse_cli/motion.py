@@ -32,6 +32,9 @@ MIN_PAIRS = 2          # pairs with trackable sky needed to trust a velocity
 MIN_SHARE = 0.25       # and this share of the trackable pairs must be explained by the flow:
 EXPLAINS = 0.7         # warping by it leaves under this share of the frame difference
 MIN_SPEED = 0.0005     # long sides per reference frame (0.13 px at 256): slower is "still"
+# Faster is not clouds drifting between consecutive frames but frames far apart (a webcam
+# every half hour) whose flow happened to match: moving the sky by it smears it.
+MAX_SPEED = 0.05
 MIN_SKY = 0.03         # sky share of the reference frame needed to measure anything
 DARK = 0.12            # a sky darker than this (mean, 0..1) is not tracked (night)
 TEXTURE = 2.0          # local detail (RMS gray levels) that optical flow can follow
@@ -92,7 +95,7 @@ def reference_sky_velocity(frames: Iterable[np.ndarray], sky: np.ndarray) -> Sky
         return None
     dx, dy = np.median(np.array(found), axis=0).tolist()
     velocity = SkyVelocity(dx, dy, len(found))
-    return velocity if velocity.speed >= MIN_SPEED else None
+    return velocity if MIN_SPEED <= velocity.speed <= MAX_SPEED else None
 
 
 def mean_flow(frames: list[np.ndarray], mask: np.ndarray) -> tuple[tuple[float, float], float]:
