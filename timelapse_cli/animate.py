@@ -27,7 +27,7 @@ from .fsutil import removed_on_error
 from .methods import make_method
 from .model import Generator
 from .segmentation.base import sample_indices
-from .sky import check_options, plan_sky, resized, sky_class
+from .sky import check_options, plan_sky, resized, unify_with_sky
 from . import retime
 from .runtime import release_memory, resolve_device, tune_allocator
 from .weights import from_pretrained
@@ -297,9 +297,7 @@ def label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader
         source, groups = f"{segmenter.name} segmenter", True
     img_ids = labels.fit_label_map(img_ids, size, str(opts.image_seg or "segmentation"), str(photo_path))
     ref_ids = labels.fit_label_map(ref_ids, ref_size, str(opts.video_seg or "segmentation"), str(reader.info.path))
-    raw_img = img_ids
-    (img_ids, ref_ids), k = labels.unify_ids(img_ids, ref_ids)
-    sky = sky_class(img_ids, raw_img, labels.GROUP_NAMES.index("sky") if groups else None)
+    (img_ids, ref_ids), k, sky = unify_with_sky(img_ids, ref_ids, groups=groups)
     return img_ids, ref_ids, k, source, sky
 
 

@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import data, images, labels, metrics, validate, video
 from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8
 from .retime import reference_windows
-from .sky import sky_class
+from .sky import unify_with_sky
 from .errors import InputError, TimefliesError
 from .methods import METHODS, make_method
 from .model import Generator, GeneratorConfig
@@ -369,37 +369,12 @@ def _scene_labels(seq: data.Sequence, frames: list[np.ndarray], size, opts: Benc
     return ids, k, source, sky
 
 
-def unify_with_sky(*maps: np.ndarray) -> tuple[tuple[np.ndarray, ...], int, int | None]:
-    """labels.unify_ids of label maps in the 8 groups (as segmenters and `timeflies segment`
-    write them), and the sky's id after it (None: no sky in the first map)."""
-    ids, k = labels.unify_ids(*maps)
-    groups = max(int(m.max()) for m in maps) < len(labels.GROUP_NAMES)
-    return ids, k, sky_class(ids[0], maps[0], labels.GROUP_NAMES.index("sky") if groups else None)
-
-
 # ----------------------------------------------------------------------- cross-scene
-
-TIMESTAMPS = "timestamps.txt"  # per frame: "YYYYMMDD_HHMMSS UTC day|night" (the AMOS webcams)
-
-
-def day_night(seq: data.Sequence) -> list[str] | None:
-    """The day/night label of each frame of `seq` from its folder's timestamps.txt
-    ("day" or "night", in frame order), or None when it has none."""
-    path = seq.path / TIMESTAMPS
-    if not path.is_file():
-        return None
-    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    found = [parts[-1].lower() for parts in lines]
-    if len(found) != seq.frames or any(x not in ("day", "night") for x in found):
-        raise InputError(f"sequence '{seq.name}': {path} must hold one line 'YYYYMMDD_HHMMSS UTC day|night' "
-                         f"per frame ({seq.frames}), got {len(lines)} lines; fix or remove it")
-    return found
-
 
 def _night_mask(seq: data.Sequence, frames: torch.Tensor) -> torch.Tensor:
     """Which frames of `seq` are real nights: labelled night in timestamps.txt, else (no
     timestamps) mean luma < NIGHT_LUMINANCE. frames (N, 3, h, w) -> (N,) bool."""
-    found = day_night(seq)
+    found = data.day_night(seq)
     if found is None:
         return metrics.is_night(frames).cpu()
     return torch.tensor([x == "night" for x in found])
@@ -423,8 +398,9 @@ def cross_scene_inputs(data_dir: str, pattern: str, references) -> tuple[list[da
         pattern = ",".join(n for n in TEST_SEQUENCES if n.startswith("amos-"))
     cameras = []
     for seq in data.find_sequences(data_dir, 2, "the photo and the nights need at least 2", pattern):
-        if day_night(seq) is not None:
-            has_night = "night" in day_night(seq)
+        tags = data.day_night(seq)
+        if tags is not None:
+            has_night = "night" in tags
         else:
             small = images.fit_size(seq.width, seq.height, None, 64)
             has_night = bool(metrics.is_night(data.load_frames(seq, 0, seq.frames, small)).any())
@@ -432,7 +408,7 @@ def cross_scene_inputs(data_dir: str, pattern: str, references) -> tuple[list[da
             cameras.append(seq)
     if not cameras:
         raise InputError(f"no sequence matching '{pattern}' in '{data_dir}' has night frames (labelled night "
-                         f"in {TIMESTAMPS}, or mean luminance < {metrics.NIGHT_LUMINANCE}); choose others "
+                         f"in {data.TIMESTAMPS}, or mean luminance < {metrics.NIGHT_LUMINANCE}); choose others "
                          "with --sequences")
     if not _pair_count(cameras, refs):
         raise InputError("each camera is its own reference (not cross-scene); give another reference "
@@ -471,7 +447,7 @@ def cross_scene(animator: Animator, opts: BenchmarkOptions, cameras: list[data.S
         size = images.fit_size(cam.width, cam.height, None, opts.size)
         real = data.load_frames(cam, 0, cam.frames, size).to(device)       # (N, 3, H, W), as uint8
         nights = _night_mask(cam, real).to(device)
-        found = day_night(cam)
+        found = data.day_night(cam)
         day = torch.tensor([x == "day" for x in found], device=device) if found else torch.ones_like(nights)
         if not day.any():
             day = ~nights

@@ -308,6 +308,24 @@ def matching(sequences: list[Sequence], patterns) -> list[Sequence]:
     return [s for s in sequences if any(fnmatch.fnmatch(s.name, p) for p in patterns)]
 
 
+TIMESTAMPS = "timestamps.txt"  # per frame: "YYYYMMDD_HHMMSS UTC day|night" (the AMOS webcams)
+
+
+def day_night(seq: Sequence) -> list[str] | None:
+    """The day/night label of each frame of `seq` from its folder's timestamps.txt
+    ("day" or "night", in frame order), or None when it has none."""
+    path = seq.path / TIMESTAMPS
+    if not path.is_file():
+        return None
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    found = [parts[-1].lower() for parts in lines]
+    if len(found) != seq.frames or any(x not in ("day", "night") for x in found):
+        raise InputError(f"sequence '{seq.name}': {path} must hold one line 'YYYYMMDD_HHMMSS UTC day|night' "
+                         f"per frame ({seq.frames}), got {len(lines)} lines; fix or remove it")
+    return found
+
+
+
 # ---------------------------------------------------------------- options
 
 

@@ -13,9 +13,8 @@ stay fixed, so the rest of the generator's output does not change.
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +27,7 @@ from .errors import TimefliesError
 from .labels import GROUP_NAMES
 from .model import Generator
 from .model.color import LAB_EPS, rgb_to_lab
-from .model.night import cell_size, lit_pixels, luminance, read_night
+from .model.night import cell_size, light_cues, lit_pixels, luminance, read_night
 
 EMISSION = 0.2      # night luminance above the scaled day that counts as emitted light
 EMISSION_RATIO = 2  # ... in a pixel at least this many times the night frame's median
@@ -45,13 +44,10 @@ class Camera:
 
 def day_night(seq: data.Sequence, frames: torch.Tensor) -> tuple[list[int], list[int]]:
     """Indices of the day and the night frames: timestamps.txt's labels when the folder has
-    one (lines 'YYYYMMDD_HHMMSS UTC day|night'), else by mean luminance."""
-    stamps = seq.path / "timestamps.txt" if seq.path.is_dir() else None
-    if stamps is not None and stamps.is_file():
-        words = [line.split() for line in stamps.read_text().splitlines() if line.strip()]
-        if len(words) == len(frames):
-            tags = [w[-1] for w in words]
-            return [i for i, t in enumerate(tags) if t == "day"], [i for i, t in enumerate(tags) if t == "night"]
+    one (data.day_night), else the night stage's own reading of each frame."""
+    tags = data.day_night(seq)
+    if tags is not None:
+        return [i for i, t in enumerate(tags) if t == "day"], [i for i, t in enumerate(tags) if t == "night"]
     # As the night stage reads a reference frame: 0 = daylight .. 1 = night.
     night = read_night(frames, rgb_to_lab(frames), torch.zeros(frames[0, 0].numel(), dtype=torch.long),
                        1, None, LAB_EPS).night
@@ -93,7 +89,6 @@ class LightTrainOptions:
     weight_decay: float = 1e-2
     size: int = 256       # long side of the photos
     seed: int = 0
-    log: Callable[[int, float], None] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -115,8 +110,6 @@ def train_lights(data_dir: str, out: str, init: str | None = None, exclude=(), s
     from .weights import from_pretrained, save_pretrained, with_night
 
     opts = opts or LightTrainOptions()
-    if opts.steps < 1 or opts.size < 16 or not math.isfinite(opts.lr) or opts.lr <= 0:
-        raise TimefliesError("--steps must be >= 1, --size >= 16 and --lr a positive number")
     check_outputs({"--out": out}, {"--data": data_dir, "--init": init})
     if Path(out).exists() and not overwrite:
         raise TimefliesError(f"--out '{out}' already exists; pass --overwrite (-y) to replace its weights")
@@ -126,22 +119,16 @@ def train_lights(data_dir: str, out: str, init: str | None = None, exclude=(), s
     seg = None if segmenter == "none" else resolve_segmenter(segmenter, None, None, "cpu")
     sequences = data.find_sequences(data_dir, 2, "give at least 2 frames", exclude=exclude)
     cameras = [c for c in (load_camera(s, opts.size, seg) for s in sequences) if c is not None]
-    steps = opts.steps
-    log = opts.log
-
-    def tick(step: int, loss: float) -> None:
-        if log:
-            log(step, loss)
-        if progress:
-            progress(step + 1, steps)
-
-    losses = train_light_head(model, cameras, LightTrainOptions(**{**opts.__dict__, "log": tick}))
+    losses = train_light_head(model, cameras, opts,
+                              on_step=(lambda step, loss: progress(step + 1, opts.steps)) if progress else None)
     save_pretrained(model, out, metadata={"light_head": ",".join(c.name for c in cameras)})
     return LightsResult(Path(out), [c.name for c in cameras], losses, time.perf_counter() - start)
 
 
-def train_light_head(model: Generator, cameras: list[Camera], opts: LightTrainOptions) -> list[float]:
-    """Fit model.light_head on the cameras (in place); returns the loss per step.
+def train_light_head(model: Generator, cameras: list[Camera], opts: LightTrainOptions,
+                     on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Fit model.light_head on the cameras (in place); returns the loss per step; on_step
+    (step, loss) after each.
 
     Each step takes one day frame of every camera (random, randomly flipped), the head's
     logits pooled to the camera's cell grid, and the cross-entropy against the target."""
@@ -149,16 +136,14 @@ def train_light_head(model: Generator, cameras: list[Camera], opts: LightTrainOp
         raise TimefliesError("this generator has no light head (its config has night off)")
     if not cameras:
         raise TimefliesError("no camera with both day and night frames to learn lights from")
-    for p in model.parameters():
-        p.requires_grad_(False)
-    head = model.light_head
-    for p in head.parameters():
-        p.requires_grad_(True)
+    model.requires_grad_(False)
+    model.light_head.requires_grad_(True)
     with torch.enable_grad():
-        return _fit(model, head, cameras, opts)
+        return _fit(model, cameras, opts, on_step)
 
 
-def _fit(model: Generator, head, cameras: list[Camera], opts: LightTrainOptions) -> list[float]:
+def _fit(model: Generator, cameras: list[Camera], opts: LightTrainOptions, on_step) -> list[float]:
+    head = model.light_head
     opt = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     rng = np.random.default_rng(opts.seed)
     feats = [_features(model, cam) for cam in cameras]  # E_GI is fixed: once per day frame
@@ -178,16 +163,14 @@ def _fit(model: Generator, head, cameras: list[Camera], opts: LightTrainOptions)
             total += loss.item()
         opt.step()
         losses.append(total)
-        if opts.log:
-            opts.log(step, total)
+        if on_step:
+            on_step(step, total)
     head.requires_grad_(False)
     return losses
 
 
 def _features(model: Generator, cam: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """E_GI relu3_1 and the light cues of each day frame: (D, C3, h/4, w/4), (D, 6, h/4, w/4)."""
-    from .model.night import light_cues
-
+    """E_GI relu3_1 and the light cues of each day frame: (D, C3, h/4, w/4), (D, CUES, h/4, w/4)."""
     with torch.no_grad():
         _, _, _, relus = model.image_encoder(cam.days)
         relu3 = relus[2]

@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from . import images
+from . import images, labels
 from .errors import TimefliesError
 from .matte import soft_sky_labels
 from .model.modulation import SoftLabels
@@ -87,6 +87,16 @@ def sky_class(img_ids: np.ndarray, raw_ids: np.ndarray, raw_sky: int | None) -> 
         return None
     hit = raw_ids == raw_sky
     return int(img_ids[hit][0]) if hit.any() else None
+
+
+def unify_with_sky(*maps: np.ndarray, groups: bool | None = None) -> tuple[tuple[np.ndarray, ...], int, int | None]:
+    """labels.unify_ids of the label maps (the photo's first), and the sky's id after it
+    (None: no sky in the first map, or maps not in the 8 groups). groups: whether they hold
+    the 8 groups (None: when every id is one of them, as segmenters write them)."""
+    ids, k = labels.unify_ids(*maps)
+    if groups is None:
+        groups = max(int(m.max()) for m in maps) < len(labels.GROUP_NAMES)
+    return ids, k, sky_class(ids[0], maps[0], labels.GROUP_NAMES.index("sky") if groups else None)
 
 
 def resized(frames: Iterable[np.ndarray], size: tuple[int, int]) -> Iterable[np.ndarray]:

@@ -28,9 +28,21 @@ def _apply(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,bjhw->bihw", m, x)
 
 
-def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB values (clipped to [0, 1]) -> linear light."""
     rgb = rgb.clamp(0, 1)
-    linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear light (clipped to [0, 1]) -> sRGB values in [0, 1]."""
+    linear = linear.clamp(0, 1)
+    rgb = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    return rgb.clamp(0, 1)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    linear = srgb_to_linear(rgb)
     xyz = _apply(_matrix(_RGB_TO_XYZ, rgb), linear) / _matrix(_WHITE, rgb)[:, None, None]
     f = torch.where(xyz > _DELTA ** 3, xyz.clamp(min=_DELTA ** 3) ** (1 / 3), xyz / (3 * _DELTA ** 2) + 4 / 29)
     fx, fy, fz = f.unbind(1)
@@ -43,9 +55,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fy = (L + 16) / 116
     f = torch.stack([fy + a / 500, fy, fy - b / 200], 1)
     xyz = torch.where(f > _DELTA, f ** 3, 3 * _DELTA ** 2 * (f - 4 / 29)) * _matrix(_WHITE, lab)[:, None, None]
-    linear = _apply(torch.linalg.inv(_matrix(_RGB_TO_XYZ, lab)), xyz).clamp(0, 1)
-    rgb = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-    return rgb.clamp(0, 1)
+    return linear_to_srgb(_apply(torch.linalg.inv(_matrix(_RGB_TO_XYZ, lab)), xyz))
 
 
 # Variance floor of the Lab statistics, in Lab units (std 0.1): keeps flat regions finite

@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .affine import apply_affine, smooth
-from .color import LAB_EPS, lab_to_rgb, lab_transfer, rgb_to_lab
+from .color import LAB_EPS, lab_transfer, rgb_to_lab
 from .config import GeneratorConfig
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
 from .modulation import Regions, SoftLabels, class_stats, modulate
-from .night import LightHead, albedo, LightSites, add_light, light_cues, night_transfer, place_lights, read_night, \
+from .night import LightHead, LightSites, add_light, albedo, light_cues, night_transfer, place_lights, read_night, \
     render_lights, shading
 
 
@@ -39,6 +39,7 @@ class ImageCache:
     sites: LightSites | None = None    # night: where its lights are, in switch-on order
     albedo: torch.Tensor | None = None  # night: surface colour for the light lamps throw
     ground: torch.Tensor | None = None  # night: weight of the photo's pixels outside its sky (1, 1, H, W)
+    class_mean: torch.Tensor | None = None  # night: base_stats' class means per pixel
 
 
 class Generator(nn.Module):
@@ -71,15 +72,15 @@ class Generator(nn.Module):
                 cache.base = rgb_to_lab(image)
                 cache.base_stats = class_stats(cache.base, regions1, LAB_EPS)
                 if self.night:
-                    self._encode_night(cache, relus[2], labels, sky_id, seed)
+                    self._encode_night(cache, image[:1], relus[2], labels, sky_id, seed)
         return cache
 
     def light_logits(self, relu3_1: torch.Tensor, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
         """The light head's logits (B, 1, H/4, W/4): where this photo's lights go."""
         return self.light_head(relu3_1, light_cues(lab, sky, tuple(relu3_1.shape[-2:])))
 
-    def _encode_night(self, cache: ImageCache, relu3_1: torch.Tensor, labels, sky_id: int | None,
-                      seed: int) -> None:
+    def _encode_night(self, cache: ImageCache, image: torch.Tensor, relu3_1: torch.Tensor, labels,
+                      sky_id: int | None, seed: int) -> None:
         ids = labels.ids if isinstance(labels, SoftLabels) else labels
         ids = ids.to(cache.base.device)
         k = cache.num_classes
@@ -88,8 +89,9 @@ class Generator(nn.Module):
         cache.sky_id, cache.shade = sky_id, shading(cache.base, masks)
         logits = self.light_logits(relu3_1[:1], cache.base[:1], sky)
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed)
-        cache.albedo = albedo(lab_to_rgb(cache.base[:1]))
+        cache.albedo = albedo(image)
         cache.ground = 1 - sky
+        cache.class_mean = cache.regions1.gather(cache.base_stats[0])
 
     def seed_video_encoder(self) -> None:
         """Start E_GV from E_GI's first layers: conv1_1 tiled over the 3 frames and divided
@@ -129,14 +131,14 @@ class Generator(nn.Module):
         if image is not None:
             base = image if self.config.affine_base == "photo" else rgb_to_lab(image)
         frame = windows[:, 6:9]  # the newest frame F_t of each window
-        if self.night:
-            light = self._read_night(frame, style1, cache)
-            base = night_transfer(base, cache.regions1, cache.base_stats, cache.shade, light)
-            out = apply_affine(smooth(out, self.config.affine_smooth), base)
-            return add_light(out, render_lights(cache.sites, light), cache.albedo, cache.ground, light)
-        if self.config.affine_base == "transfer":
+        light = self._read_night(frame, style1, cache) if self.night else None
+        if light is not None:
+            base = night_transfer(base, cache.regions1, cache.base_stats, cache.class_mean, cache.shade, light)
+        elif self.config.affine_base == "transfer":
             base = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
-        return apply_affine(smooth(out, self.config.affine_smooth), base)
+        out = apply_affine(smooth(out, self.config.affine_smooth), base)
+        return out if light is None else add_light(out, render_lights(cache.sites, light), cache.albedo,
+                                                   cache.ground, light)
 
     def _read_night(self, frame: torch.Tensor, style1: Regions, cache: ImageCache):
         """The light of reference frames (B, 3, h, w); style1: their classes at (h, w)."""

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .color import LAB_EPS, lab_to_rgb, linear_to_srgb, srgb_to_linear
 from .layers import conv3x3
+from .modulation import modulate
 
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 weights on sRGB values
 LIT_FLOOR = 0.15                 # a lit pixel is brighter than this ...
@@ -61,15 +63,6 @@ def cell_size(size: tuple[int, int]) -> int:
     return max(1, round(max(size) / GRID))
 
 
-def to_linear(rgb: torch.Tensor) -> torch.Tensor:
-    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4)
-
-
-def to_srgb(linear: torch.Tensor) -> torch.Tensor:
-    linear = linear.clamp(0, 1)
-    return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-
-
 @dataclass
 class NightLight:
     """What a batch of B reference frames says about their light."""
@@ -85,7 +78,6 @@ def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num
                sky: torch.Tensor | None, eps: float) -> NightLight:
     """frames (B, 3, h, w) sRGB and their Lab; index (h*w,) class per pixel (K = none);
     sky (h, w) bool or None: the reference's sky, never an emitter."""
-    b = frames.shape[0]
     lit = lit_pixels(frames)                                  # (B, 1, h, w)
     if sky is not None:
         lit = lit & ~sky.view(1, 1, *sky.shape)
@@ -99,7 +91,7 @@ def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num
     night = torch.maximum((DAY_AMBIENT - ambient) / (DAY_AMBIENT - NIGHT_AMBIENT),
                           (share - LIT_SHARE[0]) / (LIT_SHARE[1] - LIT_SHARE[0])).clamp(0, 1)
     mean, std = _ambient_stats(lab.flatten(2), unlit, index, num_classes, night, eps)
-    linear = luminance(to_linear(frames)).flatten(1)
+    linear = luminance(srgb_to_linear(frames)).flatten(1)
     ground_w = torch.ones_like(linear) if sky is None else (~sky).flatten().to(frames.dtype)[None]
     ground = (linear * ground_w).sum(1) / ground_w.sum(1).clamp(min=1)
     return NightLight(night, share, _lit_colours(frames, lit, y), mean, std, ground)
@@ -151,7 +143,7 @@ def _lit_colours(frames: torch.Tensor, lit: torch.Tensor, y: torch.Tensor) -> to
             continue
         order = lum[m].argsort()
         pick = order[(q * (len(order) - 1)).round().long()]
-        out.append(to_linear(pix[:, pick].T))
+        out.append(srgb_to_linear(pix[:, pick].T))
     return torch.stack(out)
 
 
@@ -311,7 +303,7 @@ def render_lights(sites: LightSites, light: NightLight) -> tuple[torch.Tensor, t
 def albedo(rgb: torch.Tensor) -> torch.Tensor:
     """The photo's surface colour for thrown light: linear RGB (1, 3, H, W) scaled so that
     a mid-grey surface reflects about half, capped at 1."""
-    linear = to_linear(rgb)
+    linear = srgb_to_linear(rgb)
     return (linear / luminance(linear).mean().clamp(min=1e-3) * 0.5).clamp(max=1)
 
 
@@ -345,7 +337,7 @@ def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | Non
     if lights is None:
         return rgb
     lamps, thrown = lights
-    ambient = to_linear(rgb.clamp(0, 1))
+    ambient = srgb_to_linear(rgb)
     thrown = thrown * surface
     wsum = ground.sum().clamp(min=1)
 
@@ -358,23 +350,22 @@ def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | Non
     dim = ((light.ground - lamp - share * throw) / amb.clamp(min=1e-6)).clamp(DIM_FLOOR, 1)
     added = lamps + thrown * share.view(-1, 1, 1, 1)
     dim = dim.view(-1, 1, 1, 1)
-    return to_srgb(ambient * dim + added)
+    return linear_to_srgb(ambient * dim + added)
 
 
-def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, shade: torch.Tensor,
+def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, class_mean: torch.Tensor, shade: torch.Tensor,
                    light: NightLight) -> torch.Tensor:
     """The classwise Lab transfer of the photo to the frames' ambient light, with the day's
-    shading taken out by each frame's `night`: lab (1, 3, H, W), shade (1, 1, H, W) ->
-    sRGB (B, 3, H, W). In daylight (night 0, nothing lit) this is `lab_transfer`."""
-    from .color import LAB_EPS, lab_to_rgb
-    from .modulation import modulate
-
+    shading taken out by each frame's `night`: lab (1, 3, H, W) with its class_stats
+    `lab_stats`, class_mean = regions.gather(lab_stats[0]) (the photo's, computed once),
+    shade (1, 1, H, W) -> sRGB (B, 3, H, W). In daylight (night 0, nothing lit) this is
+    `lab_transfer`."""
     b = light.night.shape[0]
     lab = lab.expand(b, -1, -1, -1)
     if bool((light.night > 0).any()):
         # Lightness about its class mean: shading out, then the texture flattened.
         n = light.night.view(-1, 1, 1, 1)
-        mean = regions.gather(lab_stats[0])
+        mean = class_mean
         fade = 1 - TEXTURE_LOSS * n
         lightness = mean[:, :1] + (lab[:, :1] - mean[:, :1] - n * shade) * fade
         lab = torch.cat([lightness, mean[:, 1:] + (lab[:, 1:] - mean[:, 1:]) * fade], 1)
