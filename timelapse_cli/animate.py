@@ -178,6 +178,10 @@ class Animator:
                            resized(reader, (ref_w, ref_h)), ref_ids == sky_id if sky_id is not None else None,
                            clock, matte=opts.matte, motion=opts.motion, motion_scale=opts.motion_scale,
                            loop=opts.loop)
+        anchor = None
+        if method.needs_anchor:
+            with watch("decode"):
+                anchor = pick_anchor(image, resized(reader, (ref_w, ref_h)), self.device)
         windows = retime.reference_windows(reader, positions, (ref_w, ref_h))
         batches = watch.timed("decode", batched(windows, opts.batch))
 
@@ -186,7 +190,7 @@ class Animator:
         with removed_on_error() as written, torch.inference_mode(), \
                 video.VideoWriter(target, fps, crf=opts.crf) as writer:
             with watch("encode image"):
-                method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k, sky_id)
+                method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k, sky_id, anchor)
             done = 0
             for batch_start, batch in batches:
                 times = clock[batch_start:batch_start + len(batch)]
@@ -299,6 +303,17 @@ def label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader
     ref_ids = labels.fit_label_map(ref_ids, ref_size, str(opts.video_seg or "segmentation"), str(reader.info.path))
     (img_ids, ref_ids), k, sky = unify_with_sky(img_ids, ref_ids, groups=groups)
     return img_ids, ref_ids, k, source, sky
+
+
+def pick_anchor(image: torch.Tensor, frames: Iterable[np.ndarray], device) -> torch.Tensor | None:
+    """The reference frame ((h, w, 3) uint8 each) most like the photo (1, 3, H, W), or the
+    frames' mean if that is closer: (1, 3, h, w) on `device`; None without frames."""
+    from .model.local import AnchorPicker
+
+    picker = AnchorPicker(image)
+    for frame in frames:
+        picker.add(to_tensor(frame).to(device))
+    return picker.anchor()
 
 
 def to_tensor(frame: np.ndarray) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data, images, labels, metrics, validate, video
-from .animate import AnimateOptions, Animator, batched, label_maps, to_tensor, to_uint8
+from .animate import AnimateOptions, Animator, batched, label_maps, pick_anchor, to_tensor, to_uint8
 from .retime import reference_windows
 from .sky import unify_with_sky
 from .errors import InputError, TimefliesError
@@ -567,7 +567,8 @@ def run_method(animator: Animator, name: str, image: torch.Tensor, img_labels, r
     `frames`, as animate runs it (windows, batches, uint8 frames): (N, 3, H, W) in [0, 1]."""
     device = animator.device
     method = make_method(name, lambda: animator.model, seed)
-    method.prepare(image, img_labels, ref_labels, k, sky)
+    anchor = pick_anchor(image, frames, device) if method.needs_anchor else None
+    method.prepare(image, img_labels, ref_labels, k, sky, anchor)
     out = []
     for first, windows in batched(reference_windows(frames, list(range(len(frames))), ref_size), batch):
         out.append(torch.from_numpy(to_uint8(method.generate(windows.to(device), first))))

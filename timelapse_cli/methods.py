@@ -1,10 +1,11 @@
 """Ways to turn (photo, reference windows) into frames: the learned model and the baselines.
 
 Every method has the same two calls, so `animate` and `benchmark` drive them alike:
-    method.prepare(image (1, 3, H, W), img_labels (H, W), ref_labels (h, w), K, sky)   once
+    method.prepare(image (1, 3, H, W), img_labels (H, W), ref_labels (h, w), K, sky, anchor)   once
     method.generate(windows (B, 9, h, w), first, photos) -> (B, 3, H, W) in [0, 1]  per batch
 windows hold the frames (F_t-2, F_t-1, F_t) of output frames first .. first+B-1. img_labels
-may be SoftLabels (soft sky borders); sky is the sky's class id or None. A method that `takes_photos` accepts photos
+may be SoftLabels (soft sky borders); sky is the sky's class id or None; anchor (1, 3, h, w) is
+the reference frame most like the photo, given to a method that `needs_anchor`. A method that `takes_photos` accepts photos
 (B, 3, H, W): the photo with its sky moved (sky.py), one per frame, to recolour instead of
 the prepared photo; the others draw their frames themselves and animate moves their sky.
 
@@ -31,9 +32,10 @@ class Method:
     name = ""
     needs_model = False  # True: the generator weights are loaded
     takes_photos = True  # generate() recolours per-frame photos given to it
+    needs_anchor = False  # prepare() wants the reference frame most like the photo
 
     def prepare(self, image: torch.Tensor, img_labels: torch.Tensor, ref_labels: torch.Tensor, k: int,
-                sky: int | None = None) -> None:
+                sky: int | None = None, anchor: torch.Tensor | None = None) -> None:
         raise NotImplementedError
 
     def generate(self, windows: torch.Tensor, first: int, photos: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,13 +52,14 @@ class Timeflies(Method):
         self.model, self.seed, self.naive = model, seed, naive
         # The affine head recolours a photo: it can recolour a moving one. The RGB head draws.
         self.takes_photos = model.config.output == "affine" and not naive
+        self.needs_anchor = model.config.local
 
-    def prepare(self, image, img_labels, ref_labels, k, sky=None):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None, anchor=None):
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
         self.image = image.contiguous(memory_format=CHANNELS_LAST)
-        self.img_labels, self.ref_labels, self.k, self.sky = img_labels, ref_labels, k, sky
+        self.img_labels, self.ref_labels, self.k, self.sky, self.anchor = img_labels, ref_labels, k, sky, anchor
         if not self.naive:
-            self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed)
+            self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, anchor, ref_labels)
 
     def generate(self, windows, first, photos=None):
         b = windows.shape[0]
@@ -65,7 +68,7 @@ class Timeflies(Method):
         windows = windows.contiguous(memory_format=CHANNELS_LAST)
         if self.naive:
             out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows, self.ref_labels, self.k, z,
-                             self.sky, self.seed)
+                             self.sky, self.seed, self.anchor)
         else:
             out = self.model.decode(self.cache, windows, self.ref_labels, z, image=photos)
         return out.clamp(0, 1)
@@ -74,7 +77,7 @@ class Timeflies(Method):
 class Still(Method):
     name = "still"
 
-    def prepare(self, image, img_labels, ref_labels, k, sky=None):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None, anchor=None):
         self.image = image
 
     def generate(self, windows, first, photos=None):
@@ -92,7 +95,7 @@ class Reinhard(Method):
         self.per_class = per_class
         self.name = "reinhard-class" if per_class else "reinhard"
 
-    def prepare(self, image, img_labels, ref_labels, k, sky=None):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None, anchor=None):
         if not self.per_class:  # one region covering each map (a soft matte's hard ids give its shape)
             ids = img_labels.ids if isinstance(img_labels, SoftLabels) else img_labels
             img_labels, ref_labels, k = torch.zeros_like(ids), torch.zeros_like(ref_labels), 1

@@ -24,7 +24,7 @@ SUMS_FILE = "SHA256SUMS"
 # The weights shipped in the repository's weights/ directory, pinned.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_SHA256 = {
-    CONFIG_FILE: "433836da671e20801008b5adc64921249bf4890188f820075a66ce2a70b55dfb",
+    CONFIG_FILE: "ca9f748adb97104e3d599b7b315aab030b1611425cfe3dca7253a98e74a576e2",
     WEIGHTS_FILE: "acca543dfbf01c62f9daf9a16f2a331c744bb327572dba04339e120a065b722c",
 }
 

@@ -33,6 +33,11 @@ class GeneratorConfig:
     # shading taken out as it darkens, and light sprites placed by the light head where the
     # reference has lit pixels. Off: the plain classwise transfer (affine head only).
     night: bool = False
+    # Local transfer (local.py): the base follows the reference place by place (each part of
+    # the photo changes as the matching part of the reference does, from the reference frame
+    # most like the photo), instead of class by class. Needs that frame (an anchor) at
+    # encode_image; without one the base is the classwise transfer.
+    local: bool = False
 
     def __post_init__(self) -> None:
         if self.output not in ("rgb", "affine"):

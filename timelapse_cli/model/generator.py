@@ -7,7 +7,7 @@ Two ways to run it, equal to float precision:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +16,12 @@ from torch import nn
 from .affine import apply_affine, smooth
 from .color import LAB_EPS, lab_transfer, rgb_to_lab
 from .config import GeneratorConfig
+from . import local
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
 from .modulation import Regions, SoftLabels, class_stats, modulate
-from .night import LightHead, LightSites, add_light, albedo, light_cues, night_transfer, place_lights, read_night, \
-    render_lights, shading
+from .night import LightHead, LightSites, add_light, albedo, light_cues, lit_share, night_transfer, place_lights, \
+    read_night, render_lights, shading
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ImageCache:
     albedo: torch.Tensor | None = None  # night: surface colour for the light lamps throw
     ground: torch.Tensor | None = None  # night: weight of the photo's pixels outside its sky (1, 1, H, W)
     class_mean: torch.Tensor | None = None  # night: base_stats' class means per pixel
+    local: local.LocalTransfer | None = None  # local transfer: the photo matched to the anchor
+    photo: torch.Tensor | None = None  # local transfer: the photo (1, 3, H, W) it recolours
 
 
 class Generator(nn.Module):
@@ -54,9 +57,12 @@ class Generator(nn.Module):
             self.light_head = LightHead(self.config.channels(3))
 
     def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                     sky_id: int | None = None, seed: int = 0) -> ImageCache:
+                     sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None,
+                     anchor_labels: torch.Tensor | None = None) -> ImageCache:
         """image (B, 3, H, W) in [0, 1]; labels (H, W) int64 in 0..K-1 (-1 = no class);
-        sky_id: the sky's class (night: no lights there); seed: where the lights are."""
+        sky_id: the sky's class (night: no lights there); seed: where the lights are;
+        anchor (1, 3, h, w): the reference frame most like the photo, with its anchor_labels
+        (h, w) (local transfer: the frame the photo is matched to)."""
         relu4_1, skips, sizes, relus = self.image_encoder(image)
         x = self.decoder.head(relu4_1, skips, sizes)
         device = image.device
@@ -73,6 +79,11 @@ class Generator(nn.Module):
                 cache.base_stats = class_stats(cache.base, regions1, LAB_EPS)
                 if self.night:
                     self._encode_night(cache, image[:1], relus[2], labels, sky_id, seed)
+                if self.config.local and anchor is not None:
+                    ids = labels.ids if isinstance(labels, SoftLabels) else labels
+                    cache.local = local.prepare(image[:1], ids.to(device), anchor, anchor_labels.to(device),
+                                                num_classes)
+                    cache.photo = image[:1]
         return cache
 
     def light_logits(self, relu3_1: torch.Tensor, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
@@ -136,6 +147,10 @@ class Generator(nn.Module):
             base = night_transfer(base, cache.regions1, cache.base_stats, cache.class_mean, cache.shade, light)
         elif self.config.affine_base == "transfer":
             base = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
+        if cache.local is not None:
+            base = local.transfer(cache.local, frame, cache.photo if image is None else image, base)
+            if light is not None:  # lamps where the reference has more lit places than the transfer made
+                light = replace(light, share=(light.share - lit_share(base, cache.ground)).clamp(min=0))
         out = apply_affine(smooth(out, self.config.affine_smooth), base)
         return out if light is None else add_light(out, render_lights(cache.sites, light), cache.albedo,
                                                    cache.ground, light)
@@ -149,7 +164,7 @@ class Generator(nn.Module):
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor, windows: torch.Tensor,
                 ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None,
-                sky_id: int | None = None, seed: int = 0) -> torch.Tensor:
+                sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None) -> torch.Tensor:
         """The full generator for every frame: image (B, 3, H, W), one copy per window."""
-        cache = self.encode_image(image, labels, num_classes, sky_id, seed)
+        cache = self.encode_image(image, labels, num_classes, sky_id, seed, anchor, ref_labels)
         return self.decode(cache, windows, ref_labels, noise)

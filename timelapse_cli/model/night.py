@@ -58,6 +58,13 @@ def lit_pixels(rgb: torch.Tensor) -> torch.Tensor:
     return y > (LIT_RATIO * median).clamp(min=LIT_FLOOR)
 
 
+def lit_share(rgb: torch.Tensor, ground: torch.Tensor) -> torch.Tensor:
+    """Share of light cells holding a lit pixel of the ground (weight (1, 1, H, W), the sky
+    0): (B, 3, H, W) sRGB -> (B,), as read_night counts the reference's."""
+    lit = lit_pixels(rgb) & (ground > 0.5)
+    return F.max_pool2d(lit.to(rgb.dtype), cell_size(tuple(rgb.shape[-2:])), ceil_mode=True).flatten(1).mean(1)
+
+
 def cell_size(size: tuple[int, int]) -> int:
     """Side of a light cell in pixels of an image of `size` = (H, W)."""
     return max(1, round(max(size) / GRID))
