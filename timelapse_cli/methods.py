@@ -59,7 +59,7 @@ class Timeflies(Method):
         self.image = image.contiguous(memory_format=CHANNELS_LAST)
         self.img_labels, self.ref_labels, self.k, self.sky, self.anchor = img_labels, ref_labels, k, sky, anchor
         if not self.naive:
-            self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, anchor, ref_labels)
+            self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, anchor)
 
     def generate(self, windows, first, photos=None):
         b = windows.shape[0]

@@ -33,10 +33,10 @@ class GeneratorConfig:
     # shading taken out as it darkens, and light sprites placed by the light head where the
     # reference has lit pixels. Off: the plain classwise transfer (affine head only).
     night: bool = False
-    # Local transfer (local.py): the base follows the reference place by place (each part of
-    # the photo changes as the matching part of the reference does, from the reference frame
-    # most like the photo), instead of class by class. Needs that frame (an anchor) at
-    # encode_image; without one the base is the classwise transfer.
+    # Local transfer (local.py): when the photo shows the reference's own view, each part of
+    # it changes as the same part of the reference does (from the reference frame most like
+    # the photo), instead of class by class. Needs that frame (an anchor) at encode_image;
+    # without one, or for another view, the base is the classwise transfer.
     local: bool = False
 
     def __post_init__(self) -> None:

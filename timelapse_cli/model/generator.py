@@ -41,7 +41,7 @@ class ImageCache:
     albedo: torch.Tensor | None = None  # night: surface colour for the light lamps throw
     ground: torch.Tensor | None = None  # night: weight of the photo's pixels outside its sky (1, 1, H, W)
     class_mean: torch.Tensor | None = None  # night: base_stats' class means per pixel
-    local: local.LocalTransfer | None = None  # local transfer: the photo matched to the anchor
+    local: local.LocalTransfer | None = None  # local transfer: the photo's view against the anchor
     photo: torch.Tensor | None = None  # local transfer: the photo (1, 3, H, W) it recolours
 
 
@@ -57,12 +57,10 @@ class Generator(nn.Module):
             self.light_head = LightHead(self.config.channels(3))
 
     def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                     sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None,
-                     anchor_labels: torch.Tensor | None = None) -> ImageCache:
+                     sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None) -> ImageCache:
         """image (B, 3, H, W) in [0, 1]; labels (H, W) int64 in 0..K-1 (-1 = no class);
         sky_id: the sky's class (night: no lights there); seed: where the lights are;
-        anchor (1, 3, h, w): the reference frame most like the photo, with its anchor_labels
-        (h, w) (local transfer: the frame the photo is matched to)."""
+        anchor (1, 3, h, w): the reference frame most like the photo (local transfer)."""
         relu4_1, skips, sizes, relus = self.image_encoder(image)
         x = self.decoder.head(relu4_1, skips, sizes)
         device = image.device
@@ -80,10 +78,7 @@ class Generator(nn.Module):
                 if self.night:
                     self._encode_night(cache, image[:1], relus[2], labels, sky_id, seed)
                 if self.config.local and anchor is not None:
-                    ids = labels.ids if isinstance(labels, SoftLabels) else labels
-                    cache.local = local.prepare(image[:1], ids.to(device), anchor, anchor_labels.to(device),
-                                                num_classes)
-                    cache.photo = image[:1]
+                    cache.local, cache.photo = local.prepare(image[:1], anchor), image[:1]
         return cache
 
     def light_logits(self, relu3_1: torch.Tensor, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
@@ -166,5 +161,5 @@ class Generator(nn.Module):
                 ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None,
                 sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None) -> torch.Tensor:
         """The full generator for every frame: image (B, 3, H, W), one copy per window."""
-        cache = self.encode_image(image, labels, num_classes, sky_id, seed, anchor, ref_labels)
+        cache = self.encode_image(image, labels, num_classes, sky_id, seed, anchor)
         return self.decode(cache, windows, ref_labels, noise)

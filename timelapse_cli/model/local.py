@@ -1,21 +1,27 @@
-"""Local colour transfer through dense matching (Shih et al., SIGGRAPH Asia 2013).
+"""Same view: a photo of the reference's own place changes as that place does.
 
 A per-class transfer moves each class's mean and std, so the photo keeps its daytime
-contrast at night. The reference itself shows how each of its places changes: where a
-lit window or a street lamp is, a night frame is bright where the day frame was dark.
-So, as Shih et al. hallucinate times of day:
+contrast at night. When the photo shows the reference's own view (a still from the same
+webcam or tripod, taken at another time; or mirrored), the reference says exactly how
+each part of it changes: where a window or a street lamp lights up, a night frame is
+bright where the day was dark. So, in the manner of Shih et al. (SIGGRAPH Asia 2013),
+who match a photo to a time-lapse frame taken at its time of day and transfer the
+locally affine colour change of matched places:
 
-1. anchor: the reference frame that looks most like the photo (the photo's "time of day");
-2. match: every cell of the photo is matched to cells of the anchor that look alike and
-   are of the same class (soft: its K nearest, weighted by distance);
-3. per reference frame, the change from the anchor to that frame is fitted, cell by
-   cell, as an affine colour map (3x3 matrix + offset, least squares over a window of
-   cells, regularised towards the window's mean change), and each photo cell takes the
-   maps of its matches.
+1. anchor: the reference frame that looks most like the photo (its "time of day"), or
+   the reference's mean frame if that is closer;
+2. same view: the photo is compared with the anchor, as it is and mirrored, by the
+   correlation of their edges (gradient magnitudes): the same view at another hour
+   correlates 0.5-0.85, another place 0.0-0.25 (the validation cameras);
+3. per reference frame, the change from the anchor to that frame is fitted cell by cell
+   as an affine colour map (3x3 matrix + offset, least squares over a window of cells,
+   ridge-regularised towards the window's mean change) and applied to the photo's own
+   pixels at the same (or mirrored) place, in linear light where lamps add and night
+   darkens by a factor.
 
-The maps live on a coarse grid of cells, so they cost little at any output size; they are
-interpolated to full resolution and applied to the photo's own pixels, which keeps its
-edges. Works in linear light, where lamps add and night darkens by a factor.
+Where the view is not the same, the class-by-class transfer holds (trust 0). Matching
+another place densely (Shih et al.'s full method) is not done: on other cities'
+references its patchwork of maps looked worse than the per-class transfer.
 
 Shapes: images (B, 3, H, W) in [0, 1]; maps (B, 12, h, w) as affine.apply_affine reads them.
 """
@@ -29,15 +35,13 @@ import torch.nn.functional as F
 from .affine import apply_affine
 from .color import linear_to_srgb, rgb_to_lab, srgb_to_linear
 
-CELLS = 64          # matching grid: cells along the long side
+CELLS = 64          # cells along the long side
 RADIUS = 1          # the affine map of a cell is fitted over (2 RADIUS + 1)^2 cells
 RIDGE = 1e-3        # variance added to the fit: flat cells take the window's mean change
-NEIGHBOURS = 8      # matches per photo cell
-CLASS_PENALTY = 1e3  # squared distance added between cells of different classes
-ROW_WEIGHT = 0.5     # weight of the vertical position in a cell's descriptor
-# Trust in a match falls as exp(-distance / TRUST): only a photo of the reference's own place
-# (distance near 0) follows it place by place; elsewhere the class-by-class transfer holds.
-TRUST = 0.005
+# Edge correlation at which the view counts as not the same (below) and as the same
+# (above; linear in between), chosen on the validation cameras.
+SAME_VIEW = (0.35, 0.45)
+EDGE_SIZE = 128     # long side at which edges are compared
 
 
 def grid_size(size: tuple[int, int], cells: int = CELLS) -> tuple[int, int]:
@@ -81,85 +85,56 @@ def fit_maps(anchor: torch.Tensor, frames: torch.Tensor, grid: tuple[int, int],
     return m.flatten(-2).permute(0, 3, 1, 2).contiguous()
 
 
-def descriptors(image: torch.Tensor, ids: torch.Tensor, num_classes: int, grid: tuple[int, int]) -> torch.Tensor:
-    """What a cell looks like: its Lab colour, and the mean and spread of its 3x3 and 5x5
-    neighbourhoods (the same seen mirrored), its class and its row; lightness relative to
-    the image's own, so a darker photo still matches by structure.
-    image (1, 3, H, W) sRGB, ids (H, W) in 0..K-1 (-1 none) -> (h*w, D)."""
-    lab = _cells(rgb_to_lab(image), grid)                                  # (1, 3, h, w)
-    lab = (lab - lab.mean((2, 3), keepdim=True)) / lab[:, 0].std().clamp(min=1.0)
-    parts = [lab]
-    for r in (1, 2):
-        padded = F.pad(lab, (r, r, r, r), mode="replicate")
-        mean = F.avg_pool2d(padded, 2 * r + 1, 1)
-        spread = (F.avg_pool2d(padded.square(), 2 * r + 1, 1) - mean.square()).clamp(min=0).sqrt()
-        parts += [mean, spread]
-    h, w = grid
-    cls = F.interpolate(ids[None, None].float(), size=grid, mode="nearest")[0, 0].long()
-    cls = torch.where(cls < 0, num_classes, cls).flatten()
-    onehot = F.one_hot(cls, num_classes + 1).to(image.dtype) * (CLASS_PENALTY / 2) ** 0.5
-    rows = torch.linspace(0, 1, h, dtype=image.dtype, device=image.device)[:, None].expand(h, w).reshape(-1, 1)
-    return torch.cat([torch.cat(parts, 1)[0].flatten(1).t(), onehot, ROW_WEIGHT * rows], 1)
+def edges(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Gradient magnitude of the standardised lightness at `size`, zero-mean, unit norm:
+    (1, 3, H, W) sRGB -> (h-1, w-1)."""
+    y = rgb_to_lab(F.interpolate(image, size=size, mode="area"))[0, 0]
+    y = (y - y.mean()) / y.std().clamp(min=1e-6)
+    g = torch.sqrt((y[:-1, 1:] - y[:-1, :-1]).square() + (y[1:, :-1] - y[:-1, :-1]).square())
+    g = g - g.mean()
+    return g / g.norm().clamp(min=1e-12)
 
 
-@dataclass
-class Matches:
-    """For each photo cell, its NEIGHBOURS anchor cells and their weights (summing to 1)."""
-    index: torch.Tensor    # (n, k) int64, flat anchor cell
-    weight: torch.Tensor   # (n, k)
-    distance: torch.Tensor  # (n,) squared descriptor distance to the nearest
-    grid: tuple[int, int]  # the photo's cell grid (h, w), n = h * w
-
-
-def match(photo_desc: torch.Tensor, anchor_desc: torch.Tensor, grid: tuple[int, int],
-          k: int = NEIGHBOURS) -> Matches:
-    """Soft nearest neighbours of each photo cell among the anchor's cells."""
-    d = torch.cdist(photo_desc, anchor_desc, compute_mode="donot_use_mm_for_euclid_dist").square()  # (n, m)
-    k = min(k, d.shape[1])
-    dist, index = d.topk(k, 1, largest=False)
-    scale = dist[:, :1].clamp(min=1e-3)                                     # the nearest's distance
-    weight = torch.softmax(-dist / (2 * scale), 1)
-    return Matches(index, weight, dist[:, 0], grid)
-
-
-def warp(maps: torch.Tensor, matches: Matches) -> torch.Tensor:
-    """Anchor cells' maps (B, 12, h', w') -> the photo cells' (B, 12, h, w)."""
-    flat = maps.flatten(2)                                                 # (B, 12, m)
-    picked = flat[:, :, matches.index]                                     # (B, 12, n, k)
-    out = (picked * matches.weight).sum(-1)
-    return out.view(*maps.shape[:2], *matches.grid)
+def same_view(photo: torch.Tensor, anchor: torch.Tensor) -> tuple[float, bool]:
+    """How surely the photo (1, 3, H, W) shows the anchor's (1, 3, h, w) view: trust in
+    [0, 1], and whether it is mirrored."""
+    h, w = anchor.shape[-2:]
+    scale = min(1.0, EDGE_SIZE / max(h, w))
+    size = (max(8, round(h * scale)), max(8, round(w * scale)))
+    a, p = edges(anchor, size), edges(photo, size)
+    straight, mirrored = float((a * p).sum()), float((a * p.flip(-1)).sum())
+    r = max(straight, mirrored)
+    low, high = SAME_VIEW
+    return min(1.0, max(0.0, (r - low) / (high - low))), mirrored > straight
 
 
 @dataclass
 class LocalTransfer:
     """What the photo and the anchor give every frame."""
-    matches: Matches
     anchor: torch.Tensor        # (1, 3, h, w) the anchor frame, linear
-    anchor_grid: tuple[int, int]
-    trust: torch.Tensor         # (1, 1, H, W) in [0, 1]: how far each photo pixel follows its match
+    grid: tuple[int, int]       # its cells
+    trust: float                # 0 (another place) .. 1 (the same view)
+    mirrored: bool              # the photo is the view mirrored
 
 
-def prepare(image: torch.Tensor, ids: torch.Tensor, anchor: torch.Tensor, anchor_ids: torch.Tensor,
-            num_classes: int) -> LocalTransfer:
-    """image (1, 3, H, W) sRGB with ids (H, W); anchor (1, 3, h, w) sRGB with anchor_ids (h, w)."""
-    grid, anchor_grid = grid_size(tuple(image.shape[-2:])), grid_size(tuple(anchor.shape[-2:]))
-    matches = match(descriptors(image, ids, num_classes, grid),
-                    descriptors(anchor, anchor_ids, num_classes, anchor_grid), grid)
-    trust = torch.exp(-matches.distance / TRUST).view(1, 1, *grid)
-    trust = F.interpolate(_box(trust, 1), size=image.shape[-2:], mode="bilinear", align_corners=False)
-    return LocalTransfer(matches, srgb_to_linear(anchor), anchor_grid, trust)
+def prepare(image: torch.Tensor, anchor: torch.Tensor) -> LocalTransfer:
+    """image (1, 3, H, W) and anchor (1, 3, h, w), sRGB."""
+    trust, mirrored = same_view(image, anchor)
+    return LocalTransfer(srgb_to_linear(anchor), grid_size(tuple(anchor.shape[-2:])), trust, mirrored)
 
 
 def transfer(lt: LocalTransfer, frames: torch.Tensor, photo: torch.Tensor, classwise: torch.Tensor) -> torch.Tensor:
-    """The photo (1 or B, 3, H, W) sRGB changed as the reference changes from its anchor to
-    each of frames (B, 3, h, w) sRGB, where it is trusted; elsewhere `classwise` (B, 3, H, W),
-    the class-by-class transfer -> (B, 3, H, W) sRGB in [0, 1]."""
-    if float(lt.trust.max()) < 1e-3:
+    """The photo (1 or B, 3, H, W) sRGB changed as its view changes from the anchor to each
+    of frames (B, 3, h, w) sRGB, blended by trust with `classwise` (B, 3, H, W), the
+    class-by-class transfer -> (B, 3, H, W) sRGB in [0, 1]."""
+    if lt.trust == 0:
         return classwise
-    maps = warp(fit_maps(lt.anchor, srgb_to_linear(frames), lt.anchor_grid), lt.matches)
+    maps = fit_maps(lt.anchor, srgb_to_linear(frames), lt.grid)
+    if lt.mirrored:
+        maps = maps.flip(-1)
     maps = F.interpolate(maps, size=photo.shape[-2:], mode="bilinear", align_corners=False)
     near = linear_to_srgb(apply_affine(maps, srgb_to_linear(photo)))
-    return torch.lerp(classwise, near, lt.trust)
+    return near if lt.trust == 1 else torch.lerp(classwise, near, lt.trust)
 
 
 class AnchorPicker:
