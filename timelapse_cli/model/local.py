@@ -12,7 +12,7 @@ locally affine colour change of matched places:
    the reference's mean frame if that is closer;
 2. same view: the photo is compared with the anchor, as it is and mirrored, by the
    correlation of their edges (gradient magnitudes): the same view at another hour
-   correlates 0.5-0.85, another place 0.0-0.25 (the validation cameras);
+   correlates 0.48-0.85, another place 0.0-0.34 (the validation cameras);
 3. per reference frame, the change from the anchor to that frame is fitted cell by cell
    as an affine colour map (3x3 matrix + offset, least squares over a window of cells,
    ridge-regularised towards the window's mean change) and applied to the photo's own
