@@ -235,26 +235,24 @@ def models_list() -> None:
 
     from .segmentation import zoo
 
-    auto = zoo.find_cached()
     table = Table("name", "model", "ADE20K mIoU", "size", "cached", box=None, pad_edge=False)
     for entry in zoo.CHECKPOINTS:
         path, part = zoo.cached_path(entry), zoo.partial_bytes(entry)
         size = f"{path.stat().st_size / 1e6:.1f} MB" if path else f"about {entry.megabytes} MB"
-        state = ("yes" + (", used by --segmenter auto" if entry is auto else "") if path else
-                 f"no ({part / 1e6:.1f} MB of a cut-off download)" if part else "no")
-        table.add_row(entry.name + (" (default)" if entry.name == zoo.DEFAULT else ""),
-                      entry.title, f"{entry.miou:.1f}", size, state)
+        state = "yes" if path else f"no, {part / 1e6:.1f} MB so far" if part else "no"
+        table.add_row(entry.name, entry.title, f"{entry.miou:.1f}", size, state)
     out.print(table)
+    auto = zoo.find_cached()
+    out.print(escape(f"--segmenter auto uses {auto.name}" if auto else
+                     f"Nothing cached: --segmenter auto runs the builtin segmenter (sky vs. rest); "
+                     f"`timeflies models fetch` gets {zoo.DEFAULT} (the ADE20K classes)"), soft_wrap=True)
     out.print(escape(f"Cache: {zoo.checkpoints_dir()} (set {zoo.CACHE_ENV} to move it)"), soft_wrap=True)
-    if auto is None:
-        out.print(escape(f"Nothing cached: --segmenter auto runs the builtin segmenter (sky vs. rest); "
-                         f"`timeflies models fetch {zoo.DEFAULT}` gets the ADE20K classes."), soft_wrap=True)
 
 
 @models.command("fetch")
 def models_fetch(
     name: Annotated[Optional[str], typer.Argument(
-        help="A name from `timeflies models list` (default: the one marked default there).",
+        help="A name from `timeflies models list` (default: segformer-b0).",
         show_default=False)] = None,
     quiet: QuietOpt = False,
 ) -> None:
