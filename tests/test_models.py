@@ -299,7 +299,7 @@ def test_unreachable_hosts(local_zoo, capsys, checkpoint_bytes, monkeypatch, hos
         assert code == 0 and cached_file().read_bytes() == checkpoint_bytes, err
     else:
         one_line_error(code, err, "cannot download segformer-b0", result, "timeflies models fetch segformer-b0")
-        assert not cached_file().exists()
+        assert not cached_file().exists() and not part_file().exists()
 
 
 def test_unknown_name(local_zoo, capsys):

@@ -186,6 +186,10 @@ def fetch(name: str, progress: Progress | None = None) -> Fetched:
             if is_disk_full(e):
                 raise disk_full_error(final, e) from None
             raise unwritable_error(part, e, fix) from None
+        except BaseException:
+            if not f.tell():  # nothing to resume from
+                remove_path(part)
+            raise
         digest = _sha256(part)
         if not digest.startswith(entry.sha256.lower()):
             remove_path(part)
@@ -293,7 +297,7 @@ def _why(e: BaseException | str) -> str:
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
     if isinstance(e, socket.gaierror):
-        return "host not found; no network?"
+        return "host not found (no network?)"
     if isinstance(e, (TimeoutError, socket.timeout)):
         return f"no answer in {TIMEOUT} s"
     if isinstance(e, ssl.SSLError):
