@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -101,6 +102,15 @@ def unwritable_error(final: Path, e: OSError, fix: str = "choose another path") 
     if isinstance(e, (FileExistsError, NotADirectoryError)):  # a file where a folder should be
         return TimefliesError(f"cannot write '{final}': a file stands where its folder should be; {fix}")
     return TimefliesError(f"cannot write '{final}' ({e.strerror or e}); {fix}")
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file's bytes, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def current_umask() -> int:

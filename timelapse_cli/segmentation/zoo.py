@@ -11,7 +11,6 @@ and only then renamed to its final name: a file under that name is whole and ver
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import os
 import socket
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from ..errors import TimefliesError, WeightsError
-from ..fsutil import check_writable, disk_full_error, is_disk_full, remove_path, unwritable_error
+from ..fsutil import check_writable, disk_full_error, is_disk_full, remove_path, sha256, unwritable_error
 
 try:
     import fcntl
@@ -190,7 +189,7 @@ def fetch(name: str, progress: Progress | None = None) -> Fetched:
             if not f.tell():  # nothing to resume from
                 remove_path(part)
             raise
-        digest = _sha256(part)
+        digest = sha256(part)
         if not digest.startswith(entry.sha256.lower()):
             remove_path(part)
             raise WeightsError(f"the download of {entry.name} is not the model zoo's file: its SHA-256 starts "
@@ -308,11 +307,3 @@ def _why(e: BaseException | str) -> str:
 
 def _megabytes(done: int, total: int | None) -> str:
     return f"after {done / 1e6:.1f}" + (f" of {total / 1e6:.1f} MB" if total else " MB")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
