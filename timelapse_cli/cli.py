@@ -635,9 +635,11 @@ def run(args: list[str] | None = None) -> int:
         out.print(escape(e.format_message()), soft_wrap=True)  # the help: what a bare `timeflies` asks for
         return 0
     except _click_errors().ClickException as e:  # an unknown option, a missing argument, a bad value
-        ctx = getattr(e, "ctx", None)
-        command = f"timeflies {ctx.info_name}" if ctx is not None and ctx.parent is not None else "timeflies"
-        return _fail(f"{e.format_message()} (see {command} --help)")
+        names, ctx = [], getattr(e, "ctx", None)
+        while ctx is not None and ctx.parent is not None:  # the command's path below the root
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        return _fail(f"{e.format_message()} (see {' '.join(['timeflies', *names])} --help)")
     except typer.Abort:
         return _interrupted()
     except TimefliesError as e:

@@ -65,8 +65,9 @@ def resolve_segmenter(name: str, config: str | None = None, checkpoint: str | No
     if name == "auto":
         found = checkpoint or zoo.find_cached(config)
         name = "mmseg" if found and mmseg.mmseg_available() else "builtin"
-        why = ("mmsegmentation is not installed" if found else
-               f"no ADE20K checkpoint is cached or configured; `timeflies models fetch {zoo.DEFAULT}` gets one")
+        wanted = zoo.for_config(config) if config else zoo.get(zoo.DEFAULT)
+        why = ("mmsegmentation is not installed" if found else "no ADE20K checkpoint is cached or configured"
+               + (f"; `timeflies models fetch {wanted.name}` gets one" if wanted else ""))
     if name == "builtin" and given:  # it would be ignored: say so instead
         raise TimefliesError(f"{given} is for the mmseg segmenter, but the builtin one runs ({why}); give "
                              "--segmenter mmseg --checkpoint FILE, or drop " + given)

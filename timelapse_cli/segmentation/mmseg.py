@@ -89,7 +89,7 @@ def zoo_checkpoint_name(config: Path) -> str | None:
 
 
 def _missing_checkpoint_error(config: Path) -> WeightsError:
-    known = next((e for e in zoo.CHECKPOINTS if e.config == config.stem), None)
+    known = zoo.for_config(config)
     if known:
         return WeightsError(f"no ADE20K checkpoint for {config.stem} is cached; run `timeflies models fetch "
                             f"{known.name}` (about {known.megabytes} MB, once), or give --checkpoint FILE")

@@ -125,6 +125,12 @@ def for_file(path: str | os.PathLike) -> ZooCheckpoint | None:
     return next((e for e in CHECKPOINTS if e.file == Path(path).name), None)
 
 
+def for_config(config: str | os.PathLike) -> ZooCheckpoint | None:
+    """The table's entry for an mmseg config (a name or a .py path), or None."""
+    stem = Path(config).name.removesuffix(".py")
+    return next((e for e in CHECKPOINTS if e.config == stem), None)
+
+
 def cached_path(entry: ZooCheckpoint) -> Path | None:
     path = checkpoints_dir() / entry.file
     return path if path.is_file() else None
@@ -139,11 +145,8 @@ def partial_bytes(entry: ZooCheckpoint) -> int:
 
 def find_cached(config: str | os.PathLike | None = None) -> ZooCheckpoint | None:
     """The first cached entry in the table's order (for `config` only, when given), or None."""
-    stem = Path(config).name.removesuffix(".py") if config else None
-    for entry in CHECKPOINTS:
-        if (stem is None or entry.config == stem) and cached_path(entry):
-            return entry
-    return None
+    entries = CHECKPOINTS if config is None else filter(None, [for_config(config)])
+    return next((e for e in entries if cached_path(e)), None)
 
 
 def remove(name: str) -> list[Path]:
