@@ -29,14 +29,19 @@ def _isolated_session(tmp_path_factory):
     tests start (netguard/sitecustomize.py on their PYTHONPATH); the subprocesses import this
     checkout's package (whatever the environment's editable install points at); and the
     model cache is an empty folder of the session's, with no checkpoint configured, so that
-    `--segmenter auto` never picks up a user's fetched checkpoint."""
+    `--segmenter auto` never picks up a user's fetched checkpoint. An attempt to reach
+    another host anywhere in the session fails the session at its end."""
     _install_netguard()
+    netlog = tmp_path_factory.mktemp("netguard") / "refused.log"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), str(NETGUARD), os.environ.get("PYTHONPATH")])))
         mp.setenv("TIMEFLIES_TEST_NETGUARD", "1")
+        mp.setenv("TIMEFLIES_TEST_NETLOG", str(netlog))
         mp.setenv("TIMEFLIES_CACHE", str(tmp_path_factory.mktemp("model-cache")))
         mp.delenv("TIMEFLIES_MMSEG_CHECKPOINT", raising=False)
         yield
+    if netlog.exists():
+        pytest.fail(f"network access beyond 127.0.0.1 was tried: {netlog.read_text().strip()}")
 
 
 def needs_data(*parts: str) -> Path:

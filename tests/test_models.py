@@ -80,10 +80,15 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that stops reading midway (the Ctrl-C test) is expected
+
+
 @pytest.fixture(scope="module")
 def served():
     """(server, the checkpoint's bytes): a random-weight SegFormer-B0 when mmseg is installed."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     server.zoo = Zoo()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -409,7 +414,7 @@ def test_segment_auto_uses_the_fetched_checkpoint_offline(local_zoo, capsys, tmp
     assert "by the builtin segmenter (sky vs. rest)" in before.stdout
     code, out, err = cli(capsys, "models", "fetch", "segformer-b0")
     assert code == 0, err
-    after = _segment(photo, tmp_path / "after.png", "--classes", "ade20k", netlog=netlog)
+    after = _segment(photo, tmp_path / "after.png", "--segmenter", "auto", "--classes", "ade20k", netlog=netlog)
     assert after.returncode == 0, after.stderr
     assert "by the mmseg segmenter, SegFormer-B0 512x512 (ADE20K classes)" in after.stdout
     ids = np.asarray(Image.open(tmp_path / "after.png"))
@@ -435,3 +440,33 @@ def test_cached_checkpoint_by_name_and_the_missing_ones_error(local_zoo, capsys,
     with pytest.raises(TimefliesError) as excinfo:  # another config's checkpoint is not cached
         mm.pick_checkpoint("segformer_mit-b2_8xb2-160k_ade20k-512x512", None)
     assert "`timeflies models fetch segformer-b2`" in str(excinfo.value)
+
+
+# ---------------------------------------------------------------- no network
+
+
+def test_the_network_guard_refuses_and_logs(tmp_path, monkeypatch):
+    """What 'no test touches the network beyond 127.0.0.1' rests on (conftest.py): attempts
+    fail, in this process and in subprocesses, and are logged."""
+    log = tmp_path / "net.log"
+    monkeypatch.setenv("TIMEFLIES_TEST_NETLOG", str(log))
+    with socket.socket() as s, pytest.raises(OSError, match="refused by the tests"):
+        s.connect(("192.0.2.1", 80))
+    r = subprocess.run([sys.executable, "-c", "import urllib.request; urllib.request.urlopen('https://example.org/')"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "refused by the tests" in r.stderr
+    assert log.read_text().splitlines() == ["connect 192.0.2.1:80", "resolve example.org"]
+
+
+def test_fetch_without_network_is_one_line(tmp_path, monkeypatch):
+    """The real table and entry point with no network (the guard): one line per the hosts
+    tried, nothing left in the cache."""
+    monkeypatch.setenv("TIMEFLIES_TEST_NETLOG", str(tmp_path / "net.log"))
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "timelapse_cli", "models", "fetch"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "COLUMNS": "60"})
+    assert_one_line_error(r, "cannot download segformer-b0", "download.openmmlab.com", "mmassets.onedl.ai",
+                          "check the network", "timeflies models fetch segformer-b0")
+    assert list((tmp_path / "cache" / "checkpoints").iterdir()) == []
+    assert (tmp_path / "net.log").read_text().split() == ["resolve", "download.openmmlab.com",
+                                                          "resolve", "mmassets.onedl.ai"]
