@@ -1,8 +1,8 @@
 """The ADE20K class table and the mmseg segmenter (random weights: no download, ever).
 
 The mmseg tests build the default SegFormer-B0 ADE20K config with random weights, save
-them as an mmengine-style checkpoint and load that back through MMSegSegmenter; they are
-skipped when mmsegmentation is not installed.
+them as an mmengine-style checkpoint (conftest.py's random_model, random_checkpoint) and
+load that back through MMSegSegmenter; they are skipped when mmsegmentation is not installed.
 """
 from __future__ import annotations
 
@@ -16,13 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import needs_data
+from conftest import NO_MMSEG, needs_data
 from timelapse_cli.errors import TimefliesError, WeightsError
 from timelapse_cli.labels import GROUP_NAMES
 from timelapse_cli.segmentation import mmseg as mm
 from timelapse_cli.segmentation.ade20k import ADE20K_CLASSES, ADE20K_TO_GROUP, to_groups
-
-NO_MMSEG = "mmsegmentation (onedl-mmsegmentation) is not installed; `make install-mmseg` enables these tests"
 
 
 def ade(name: str) -> int:
@@ -81,23 +79,6 @@ def test_missing_mmseg_is_a_one_line_error(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def random_model():
-    """The default config's model with random weights (built once: init takes a second or two)."""
-    pytest.importorskip("mmseg", reason=NO_MMSEG)
-    torch.manual_seed(0)
-    return mm.build_model(mm.find_config(mm.DEFAULT_CONFIG), "cpu")
-
-
-@pytest.fixture(scope="module")
-def random_checkpoint(random_model, tmp_path_factory):
-    """An mmengine-style checkpoint of the random model: state_dict plus plain-typed meta."""
-    path = tmp_path_factory.mktemp("mmseg") / "segformer_random.pth"
-    meta = {"dataset_meta": {"classes": list(ADE20K_CLASSES)}, "mmseg_version": "1.4.2", "iter": 0}
-    torch.save({"state_dict": random_model.state_dict(), "meta": meta}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def segmenter(random_checkpoint):
     return mm.MMSegSegmenter(checkpoint=str(random_checkpoint), device="cpu")
 
@@ -112,13 +93,19 @@ def test_find_config_resolves_bundled_names_and_paths(random_model):
     assert "no_such_config_512x512" in one_line_error(excinfo)
 
 
-def test_no_checkpoint_says_how_to_get_one(random_model, monkeypatch):
-    monkeypatch.delenv(mm.CHECKPOINT_ENV, raising=False)
+@pytest.mark.parametrize("config, words", [
+    (None, ["`timeflies models fetch segformer-b0`", "--checkpoint"]),  # in the zoo table: the command
+    ("segformer_mit-b2_8xb2-160k_ade20k-512x512", ["`timeflies models fetch segformer-b2`"]),
+    # not in the table: the model zoo's file name, from mmseg's metafile
+    ("segformer_mit-b1_8xb2-160k_ade20k-512x512", ["segformer_mit-b1_512x512_160k_ade20k_20210726_112106-d70e859d.pth",
+                                                   "--checkpoint", mm.CHECKPOINT_ENV]),
+])
+def test_no_checkpoint_says_how_to_get_one(random_model, config, words):
     with pytest.raises(WeightsError) as excinfo:
-        mm.MMSegSegmenter()
+        mm.MMSegSegmenter(config=config)
     message = one_line_error(excinfo)
-    assert "--checkpoint" in message and mm.CHECKPOINT_ENV in message
-    assert "segformer_mit-b0_512x512_160k_ade20k" in message  # the model zoo's file name
+    for word in words:
+        assert word in message
 
 
 def test_checkpoint_from_env(random_checkpoint, monkeypatch):

@@ -77,7 +77,7 @@ class AnimateResult:
     generate_seconds: float    # time spent in the generator (image encoding included)
     device: str
     classes: int
-    labels_from: str           # "label maps", "<name> segmenter" or "none"
+    labels_from: str           # "label maps", the segmenter's description, or "none"
     preview: Path | None = None
     warnings: list[str] = field(default_factory=list)
     method: str = "timeflies"
@@ -298,7 +298,7 @@ def label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader
 
         segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, device)
         img_ids, ref_ids = segment_photo(photo, segmenter), segment_reference(reader, segmenter)
-        source, groups = f"{segmenter.name} segmenter", True
+        source, groups = segmenter.description, True
     img_ids = labels.fit_label_map(img_ids, size, str(opts.image_seg or "segmentation"), str(photo_path))
     ref_ids = labels.fit_label_map(ref_ids, ref_size, str(opts.video_seg or "segmentation"), str(reader.info.path))
     (img_ids, ref_ids), k, sky = unify_with_sky(img_ids, ref_ids, groups=groups)

@@ -34,14 +34,15 @@ WeightsOpt = Annotated[Optional[Path], typer.Option(
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise map (0..4294967295); same seed, same output.")]
 SegmenterOpt = Annotated[str, typer.Option(
-    "--segmenter", help="auto (mmseg if a checkpoint is configured, else builtin), mmseg, builtin"
-    " (offline sky vs. rest)" )]
+    "--segmenter", help="auto (mmseg with a checkpoint given or fetched by `timeflies models fetch`, else "
+    "builtin), mmseg (ADE20K classes), builtin (offline sky vs. rest)")]
 SegConfigOpt = Annotated[Optional[str], typer.Option(
     "--config", "--seg-config", help="mmsegmentation config: a .py path or a bundled config's name "
     "(default: SegFormer-B0 ADE20K).", show_default=False)]
 SegCheckpointOpt = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", "--seg-checkpoint", help="mmsegmentation checkpoint (.pth) for the config "
-    "(or set TIMEFLIES_MMSEG_CHECKPOINT).", show_default=False)]
+    "--checkpoint", "--seg-checkpoint", help="mmsegmentation checkpoint (.pth) for the config, or the name of "
+    "one fetched by `timeflies models fetch` (or set TIMEFLIES_MMSEG_CHECKPOINT). Default: the first cached "
+    "one in `timeflies models list`.", show_default=False)]
 MethodOpt = Annotated[str, typer.Option(
     "--method", help="timeflies (the learned model), or a training-free baseline: still (photo "
     "unchanged), reinhard (mean/std colour transfer in Lab), reinhard-class (the same per class).")]
@@ -109,8 +110,8 @@ def animate(
     video_seg: Annotated[Optional[Path], typer.Option(
         help="Label map of the reference (one for the whole static-camera video), same format.")] = None,
     segmenter: Annotated[str, typer.Option(
-        help="Without label maps: auto (mmseg if a checkpoint is configured, else builtin), mmseg, "
-        "builtin, or none (one class).")] = "auto",
+        help="Without label maps: auto (mmseg with a checkpoint given or fetched by `timeflies models fetch`, "
+        "else builtin), mmseg, builtin, or none (one class).")] = "auto",
     seg_config: SegConfigOpt = None,
     seg_checkpoint: SegCheckpointOpt = None,
     size: Annotated[Optional[str], typer.Option(
@@ -216,10 +217,74 @@ def segment(
     if not quiet:
         kind = "video" if result.is_video else "photo"
         out.print(escape(f"Wrote {result.output}: {result.width}x{result.height} label map of the {kind} "
-                         f"by the {result.segmenter} segmenter; classes: {', '.join(result.classes)}; "
+                         f"by the {result.labels_from}; classes: {', '.join(result.classes)}; "
                          f"{result.seconds:.1f} s"), soft_wrap=True)
         if result.preview:
             out.print(escape(f"Preview: {result.preview}"), soft_wrap=True)
+
+
+models = typer.Typer(help="ADE20K segmentation checkpoints for the mmseg segmenter: list, fetch, remove.",
+                     no_args_is_help=True)
+app.add_typer(models, name="models")
+
+
+@models.command("list")
+def models_list() -> None:
+    """The checkpoints timeflies knows, their size, and which are in the cache."""
+    from rich.table import Table
+
+    from .segmentation import zoo
+
+    table = Table("name", "model", "ADE20K mIoU", "size", "cached", box=None, pad_edge=False)
+    for entry in zoo.CHECKPOINTS:
+        path, part = zoo.cached_path(entry), zoo.partial_bytes(entry)
+        size = f"{path.stat().st_size / 1e6:.1f} MB" if path else f"about {entry.megabytes} MB"
+        state = "yes" if path else f"no, {part / 1e6:.1f} MB so far" if part else "no"
+        table.add_row(entry.name, entry.title, f"{entry.miou:.1f}", size, state)
+    out.print(table)
+    auto = zoo.find_cached()
+    out.print(escape(f"--segmenter auto uses {auto.name}" if auto else
+                     f"Nothing cached: --segmenter auto runs the builtin segmenter (sky vs. rest); "
+                     f"`timeflies models fetch` gets {zoo.DEFAULT} (the ADE20K classes)"), soft_wrap=True)
+    out.print(escape(f"Cache: {zoo.checkpoints_dir()} (set {zoo.CACHE_ENV} to move it)"), soft_wrap=True)
+
+
+@models.command("fetch")
+def models_fetch(
+    name: Annotated[Optional[str], typer.Argument(
+        help="A name from `timeflies models list` (default: segformer-b0).",
+        show_default=False)] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download a checkpoint from the mmsegmentation model zoo, verify its SHA-256 and cache it."""
+    from .segmentation import zoo
+
+    name = name or zoo.DEFAULT
+    with _progress(quiet, f"Fetching {name}", unit="bytes") as progress:
+        try:
+            result = zoo.fetch(name, progress)
+        except KeyboardInterrupt:
+            err.print(f"interrupted; `timeflies models fetch {name}` resumes the download")
+            raise typer.Exit(130) from None
+    if not quiet:
+        size = result.path.stat().st_size / 1e6
+        if not result.downloaded and not result.resumed:
+            out.print(escape(f"{name} is cached already: {result.path} ({size:.1f} MB)"), soft_wrap=True)
+        else:
+            resumed = f", resumed after {result.resumed / 1e6:.1f} MB" if result.resumed else ""
+            out.print(escape(f"Fetched {name}: {result.path} ({size:.1f} MB, SHA-256 verified{resumed}; "
+                             f"{result.seconds:.1f} s)"), soft_wrap=True)
+
+
+@models.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="A name from `timeflies models list`.",
+                                                      show_default=False)]) -> None:
+    """Delete a cached checkpoint (and any cut-off download of it)."""
+    from .segmentation import zoo
+
+    gone = zoo.remove(name)
+    out.print(escape(f"Removed {', '.join(str(p) for p in gone)}" if gone else f"{name} is not cached"),
+              soft_wrap=True)
 
 
 @app.command()
@@ -524,18 +589,20 @@ def _resolutions(values: list[str]) -> list[int]:
 
 
 class _progress:
-    """Context manager giving a progress(done, total) callback drawn as a Rich bar with ETA."""
+    """Context manager giving a progress(done, total) callback drawn as a Rich bar with ETA
+    (done and total in bytes with unit="bytes": sizes and a transfer rate)."""
 
-    def __init__(self, quiet: bool, label: str) -> None:
-        self.quiet, self.label = quiet, label
+    def __init__(self, quiet: bool, label: str, unit: str = "steps") -> None:
+        self.quiet, self.label, self.unit = quiet, label, unit
 
     def __enter__(self):
         self.quiet = self.quiet or not err.is_terminal  # no bar in logs and pipes
         if self.quiet:
             return None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+        counts = [DownloadColumn(), TransferSpeedColumn()] if self.unit == "bytes" else [MofNCompleteColumn()]
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), *counts,
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                             console=err, transient=True)
         self.bar.start()
@@ -568,9 +635,11 @@ def run(args: list[str] | None = None) -> int:
         out.print(escape(e.format_message()), soft_wrap=True)  # the help: what a bare `timeflies` asks for
         return 0
     except _click_errors().ClickException as e:  # an unknown option, a missing argument, a bad value
-        ctx = getattr(e, "ctx", None)
-        command = f"timeflies {ctx.info_name}" if ctx is not None and ctx.parent is not None else "timeflies"
-        return _fail(f"{e.format_message()} (see {command} --help)")
+        names, ctx = [], getattr(e, "ctx", None)
+        while ctx is not None and ctx.parent is not None:  # the command's path below the root
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        return _fail(f"{e.format_message()} (see {' '.join(['timeflies', *names])} --help)")
     except typer.Abort:
         return _interrupted()
     except TimefliesError as e:

@@ -281,7 +281,7 @@ def scene_labels(seq: Sequence, frames: list[np.ndarray], size: tuple[int, int],
     from .segment import to_classes
 
     ids = to_classes(segmenter.segment_video(iter(frames), len(frames)), segmenter, "groups")
-    return fit_label_map(ids, size, "segmentation", seq.name), f"{segmenter.name} segmenter"
+    return fit_label_map(ids, size, "segmentation", seq.name), segmenter.description
 
 
 def with_label_maps(sequences: list[Sequence], folder: Path, segmenter, long_side: int = 256) -> list[Sequence]:

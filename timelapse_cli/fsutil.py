@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -54,16 +55,17 @@ def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[P
         os.replace(tmp, final)
 
 
-def check_writable(final: str | os.PathLike) -> None:
-    """Fail now, with a one-line error, if `final` could not be written later: its folder
-    cannot be made or takes no new file (say, before a long run that ends by writing it)."""
+def check_writable(final: str | os.PathLike, fix: str = "choose another path") -> None:
+    """Fail now, with a one-line error ending in `fix`, if `final` could not be written later:
+    its folder cannot be made or takes no new file (say, before a long run that ends by
+    writing it)."""
     final = Path(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=final.parent):
             pass
     except OSError as e:
-        raise unwritable_error(final, e) from None
+        raise unwritable_error(final, e, fix) from None
     if final.is_dir():
         raise TimefliesError(f"'{final}' is a folder; give a file path")
 
@@ -96,11 +98,19 @@ def disk_full_error(final: str | os.PathLike | None, e: OSError) -> TimefliesErr
                           "space and run again")
 
 
-def unwritable_error(final: Path, e: OSError) -> TimefliesError:
+def unwritable_error(final: Path, e: OSError, fix: str = "choose another path") -> TimefliesError:
     if isinstance(e, (FileExistsError, NotADirectoryError)):  # a file where a folder should be
-        return TimefliesError(f"cannot write '{final}': a file stands where its folder should be; "
-                              "choose another path")
-    return TimefliesError(f"cannot write '{final}' ({e.strerror or e}); choose another path")
+        return TimefliesError(f"cannot write '{final}': a file stands where its folder should be; {fix}")
+    return TimefliesError(f"cannot write '{final}' ({e.strerror or e}); {fix}")
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file's bytes, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def current_umask() -> int:

@@ -24,9 +24,9 @@ SEGMENTERS = ("auto", "mmseg", "builtin")
 
 @dataclass
 class SegmentOptions:
-    segmenter: str = "auto"          # auto = mmseg if a checkpoint is configured, else builtin
+    segmenter: str = "auto"          # auto = mmseg if a checkpoint is configured or cached, else builtin
     config: str | None = None        # mmseg config: a path or a bundled config's name
-    checkpoint: str | None = None    # mmseg checkpoint path
+    checkpoint: str | None = None    # mmseg checkpoint: a path, or a cached model's name (zoo.py)
     device: str = "auto"
     classes: str = "groups"          # "groups" (8 groups) or "ade20k" (raw ADE20K ids)
     format: str = "ids"              # "ids" (single-channel PNG) or "rgb" (the 8-group RGB format)
@@ -44,12 +44,18 @@ class SegmentResult:
     classes: list[str]               # names of the classes present
     seconds: float
     preview: Path | None = None
+    labels_from: str = ""            # which segmenter and classes, for the summary
 
 
 def resolve_segmenter(name: str, config: str | None = None, checkpoint: str | None = None,
                       device: str = "auto") -> Segmenter:
-    """The segmenter `name` (auto, mmseg, builtin), loaded once and kept for reuse."""
-    from .segmentation import mmseg
+    """The segmenter `name` (auto, mmseg, builtin), loaded once and kept for reuse.
+
+    auto is mmseg when mmsegmentation is installed and there is a checkpoint: given, in
+    $TIMEFLIES_MMSEG_CHECKPOINT, or fetched into the cache (`timeflies models fetch`);
+    else builtin. Nothing is ever downloaded here.
+    """
+    from .segmentation import mmseg, zoo
 
     if name not in SEGMENTERS:
         raise TimefliesError(f"unknown segmenter '{name}'; choose one of {', '.join(SEGMENTERS)}")
@@ -57,8 +63,11 @@ def resolve_segmenter(name: str, config: str | None = None, checkpoint: str | No
     checkpoint = checkpoint or mmseg.checkpoint_from_env()
     why = "--segmenter builtin"
     if name == "auto":
-        name = "mmseg" if checkpoint and mmseg.mmseg_available() else "builtin"
-        why = "mmsegmentation is not installed" if checkpoint else "no mmseg checkpoint is configured"
+        found = checkpoint or zoo.find_cached(config)
+        name = "mmseg" if found and mmseg.mmseg_available() else "builtin"
+        wanted = zoo.for_config(config) if config else zoo.get(zoo.DEFAULT)
+        why = ("mmsegmentation is not installed" if found else "no ADE20K checkpoint is cached or configured"
+               + (f"; `timeflies models fetch {wanted.name}` gets one" if wanted else ""))
     if name == "builtin" and given:  # it would be ignored: say so instead
         raise TimefliesError(f"{given} is for the mmseg segmenter, but the builtin one runs ({why}); give "
                              "--segmenter mmseg --checkpoint FILE, or drop " + given)
@@ -124,7 +133,7 @@ def segment(input: str | Path, output: str | Path, options: SegmentOptions | Non
             images.save_png(sheet, preview)
     present = [names[i] if i < len(names) else str(i) for i in np.unique(ids).tolist()]
     return SegmentResult(output, ids.shape[1], ids.shape[0], photo is None, segmenter.name, present,
-                         time.perf_counter() - start, preview)
+                         time.perf_counter() - start, preview, segmenter.description)
 
 
 def _with_matte(sheet: np.ndarray, photo: np.ndarray, ids: np.ndarray, names) -> np.ndarray:

@@ -7,14 +7,13 @@ torch.load(weights_only=True).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 
 from .errors import WeightsError
-from .fsutil import atomic_path
+from .fsutil import atomic_path, sha256
 from .model import Generator, GeneratorConfig, VGGEncoder
 
 CONFIG_FILE = "config.json"
@@ -37,14 +36,6 @@ TORCHVISION_VGG19 = {
 
 def default_weights_dir() -> Path:
     return SHIPPED_DIR
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_pretrained(model: Generator, directory: str | Path, dtype: torch.dtype = torch.float32,

@@ -21,6 +21,11 @@ class Segmenter:
     name: ClassVar[str]
     id_space: ClassVar[str] = "groups"
 
+    @property
+    def description(self) -> str:
+        """Which segmenter and which classes, for a run's summary."""
+        return f"{self.name} segmenter"
+
     def segment_image(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) int64 class ids."""
         raise NotImplementedError

@@ -106,6 +106,8 @@ class BuiltinSegmenter(Segmenter):
     name = "builtin"
     id_space = "groups"
 
+    description = "builtin segmenter (sky vs. rest)"
+
     def __init__(self) -> None:
         pass  # nothing to load
 

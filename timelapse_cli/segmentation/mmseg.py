@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import TimefliesError, WeightsError
 from ..images import fit_size, resize_image
 from ..labels import fit_label_map
+from . import zoo
 from .ade20k import ADE20K_CLASSES
 from .base import Segmenter, register
 
@@ -88,11 +89,42 @@ def zoo_checkpoint_name(config: Path) -> str | None:
 
 
 def _missing_checkpoint_error(config: Path) -> WeightsError:
-    zoo = zoo_checkpoint_name(config)
-    what = f"{zoo} (the {config.stem} checkpoint)" if zoo else f"the checkpoint for {config.stem}"
+    known = zoo.for_config(config)
+    if known:
+        return WeightsError(f"no ADE20K checkpoint for {config.stem} is cached; run `timeflies models fetch "
+                            f"{known.name}` (about {known.megabytes} MB, once), or give --checkpoint FILE")
+    name = zoo_checkpoint_name(config)
+    what = f"{name} (the {config.stem} checkpoint)" if name else f"the checkpoint for {config.stem}"
     return WeightsError(f"no ADE20K checkpoint configured; download {what} from the mmsegmentation "
                         f"model zoo and pass --checkpoint FILE (or set {CHECKPOINT_ENV}=FILE), "
                         "or use --segmenter builtin")
+
+
+def pick_checkpoint(config: str | None, checkpoint: str | None) -> tuple[Path, Path]:
+    """(config file, checkpoint file) from the options, the environment and the cache.
+
+    `checkpoint` may be a file or a name from the zoo table (then it must be cached); without
+    one, $TIMEFLIES_MMSEG_CHECKPOINT, else the first cached zoo checkpoint (for `config` when
+    given). A zoo checkpoint brings its own config unless one is given.
+    """
+    checkpoint = checkpoint or checkpoint_from_env()
+    if checkpoint:
+        entry = zoo.named(checkpoint) if not Path(checkpoint).is_file() else zoo.for_file(checkpoint)
+        path = Path(checkpoint)
+        if entry and not path.is_file():
+            path = zoo.cached_path(entry)
+            if path is None:
+                raise WeightsError(f"{entry.name} is not cached; run `timeflies models fetch {entry.name}` "
+                                   f"(about {entry.megabytes} MB, once)")
+        elif not path.is_file():
+            raise WeightsError(f"checkpoint '{checkpoint}' not found; check the path given to "
+                               f"--checkpoint (or {CHECKPOINT_ENV}), or give a name from `timeflies models list`")
+    else:
+        entry = zoo.find_cached(config)
+        if entry is None:
+            raise _missing_checkpoint_error(find_config(config or DEFAULT_CONFIG))
+        path = zoo.cached_path(entry)
+    return find_config(config or (entry.config if entry else DEFAULT_CONFIG)), path
 
 
 @register("mmseg")
@@ -108,19 +140,19 @@ class MMSegSegmenter(Segmenter):
             raise TimefliesError(_NOT_INSTALLED)
         if max_side < 32:
             raise TimefliesError(f"max_side must be at least 32 pixels, got {max_side}")
-        self.config = find_config(config or DEFAULT_CONFIG)
-        checkpoint = checkpoint or checkpoint_from_env()
-        if not checkpoint:
-            raise _missing_checkpoint_error(self.config)
-        self.checkpoint = Path(checkpoint)
-        if not self.checkpoint.is_file():
-            raise WeightsError(f"checkpoint '{checkpoint}' not found; check the path given to "
-                               f"--checkpoint (or {CHECKPOINT_ENV})")
+        self.config, self.checkpoint = pick_checkpoint(config, checkpoint)
         self.device = resolve_device(device)
         self.max_side = max_side
         state_dict = load_state_dict(self.checkpoint)
         self.model = build_model(self.config, self.device)
         load_into(self.model, state_dict, self.checkpoint, self.config)
+
+    @property
+    def description(self) -> str:
+        entry = zoo.for_file(self.checkpoint)
+        model = entry.title if entry and entry.config == self.config.stem else \
+            f"{self.config.stem} with {self.checkpoint.name}"
+        return f"mmseg segmenter, {model} (ADE20K classes)"
 
     def segment_image(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) int64 ADE20K ids 1..150.
