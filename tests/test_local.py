@@ -118,3 +118,33 @@ def test_the_generator_follows_its_own_place_and_paths_agree(night, naive):
                 cached = model.decode(model.encode_image(photo, labels.flip(-1), 2, 1, 0, day), windows, labels, None)
             assert torch.allclose(out, cached, atol=1e-5)
     assert errors[True] < 0.5 * errors[False]
+
+
+def _png(path, frame):
+    from PIL import Image
+    Image.fromarray((frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_animate_says_whether_the_photo_is_the_references_view(tmp_path, same):
+    """A still of the reference's own view follows it place by place: its night frame has
+    the lamps where the reference's has them; another photo is transferred class by class."""
+    from timelapse_cli.animate import Animator, AnimateOptions
+
+    day, _ = _scene(0)
+    night = _night(day)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, f in enumerate([day, (day + night) / 2, night]):
+        _png(ref / f"{i:04d}.png", f)
+    photo = tmp_path / "photo.png"
+    _png(photo, day if same else _scene(5)[0])
+    torch.manual_seed(0)
+    model = Generator(GeneratorConfig(width=0.125, output="affine", affine_smooth=4, night=True, local=True))
+    opts = AnimateOptions(segmenter="none", preview=None, motion="none")
+    result = Animator(model=model, device="cpu").animate(photo, ref, tmp_path / "out/", opts)
+    assert ("own view" in result.view) == same and ("another view" in result.view) == (not same)
+    if same:
+        from PIL import Image
+        last = torch.from_numpy(np.asarray(Image.open(sorted((tmp_path / "out").glob("*.png"))[-1]), np.float32) / 255)
+        assert (last.permute(2, 0, 1)[None] - night).abs().mean() < 0.05

@@ -84,6 +84,7 @@ class AnimateResult:
     stages: dict[str, float] = field(default_factory=dict)  # seconds per STAGES entry
     sky: str = ""              # what was done with the sky (sky.plan_sky's note)
     stored_size: tuple[int, int] | None = None  # (w, h) in the file: videos pad odd sides to even
+    view: str = ""             # the local transfer's finding (methods.view_note), if it ran
 
     @property
     def generate_fps(self) -> float:
@@ -230,7 +231,7 @@ class Animator:
         stages = watch.seconds
         return AnimateResult(output, done, out_w, out_h, fps, time.perf_counter() - start,
                              stages["encode image"] + stages["generate"], str(self.device), k, labels_from,
-                             preview, warnings, method.name, dict(stages), sky.note, writer.size)
+                             preview, warnings, method.name, dict(stages), sky.note, writer.size, method.note)
 
 
 def animate(image: str | Path, reference: str | Path, output: str | Path, *,

@@ -174,7 +174,8 @@ def animate(
     if not quiet:
         out.print(f"Wrote [bold]{escape(str(result.output))}[/]: {result.frames} frames, "
                   f"{_frame_size(result)}, {float(result.fps):g} fps, {result.classes} class(es) "
-                  f"from {result.labels_from}, on {result.device}; {result.sky}",
+                  f"from {result.labels_from}, on {result.device}; {result.sky}"
+                  + (f"; {result.view}" if result.view else ""),
                   soft_wrap=True)  # one line, however long the path
         out.print(f"{result.seconds:.1f} s in all; generation ({result.method}"
                   + (", naive" if naive else "") + f") {result.generate_seconds:.1f} s = "

@@ -33,6 +33,7 @@ class Method:
     needs_model = False  # True: the generator weights are loaded
     takes_photos = True  # generate() recolours per-frame photos given to it
     needs_anchor = False  # prepare() wants the reference frame most like the photo
+    note = ""  # after prepare(): what it made of the photo and reference, for the summary
 
     def prepare(self, image: torch.Tensor, img_labels: torch.Tensor, ref_labels: torch.Tensor, k: int,
                 sky: int | None = None, anchor: torch.Tensor | None = None) -> None:
@@ -60,6 +61,7 @@ class Timeflies(Method):
         self.img_labels, self.ref_labels, self.k, self.sky, self.anchor = img_labels, ref_labels, k, sky, anchor
         if not self.naive:
             self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, anchor)
+            self.note = view_note(self.cache.local)
 
     def generate(self, windows, first, photos=None):
         b = windows.shape[0]
@@ -72,6 +74,16 @@ class Timeflies(Method):
         else:
             out = self.model.decode(self.cache, windows, self.ref_labels, z, image=photos)
         return out.clamp(0, 1)
+
+
+def view_note(local) -> str:
+    """The summary's words on the local transfer (model/local.py) of a prepared photo."""
+    if local is None:
+        return ""
+    if local.trust == 0:
+        return "another view than the reference's: colours change class by class"
+    mirrored = ", mirrored" if local.mirrored else ""
+    return f"the reference's own view{mirrored}: each place changes as it does there (trust {local.trust:.2f})"
 
 
 class Still(Method):
