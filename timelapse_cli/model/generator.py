@@ -142,9 +142,9 @@ class Generator(nn.Module):
             base = night_transfer(base, cache.regions1, cache.base_stats, cache.class_mean, cache.shade, light)
         elif self.config.affine_base == "transfer":
             base = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
-        if cache.local is not None:
+        if cache.local is not None and cache.local.trust > 0:
             base = local.transfer(cache.local, frame, cache.photo if image is None else image, base)
-            if light is not None:  # lamps where the reference has more lit places than the transfer made
+            if light is not None:  # lamps where the reference has more lit places than the view's own
                 light = replace(light, share=(light.share - lit_share(base, cache.ground)).clamp(min=0))
         out = apply_affine(smooth(out, self.config.affine_smooth), base)
         return out if light is None else add_light(out, render_lights(cache.sites, light), cache.albedo,
