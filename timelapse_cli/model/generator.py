@@ -42,7 +42,6 @@ class ImageCache:
     ground: torch.Tensor | None = None  # night: weight of the photo's pixels outside its sky (1, 1, H, W)
     class_mean: torch.Tensor | None = None  # night: base_stats' class means per pixel
     local: local.LocalTransfer | None = None  # local transfer: the photo's view against the anchor
-    photo: torch.Tensor | None = None  # local transfer: the photo (1, 3, H, W) it recolours
 
 
 class Generator(nn.Module):
@@ -78,7 +77,7 @@ class Generator(nn.Module):
                 if self.night:
                     self._encode_night(cache, image[:1], relus[2], labels, sky_id, seed)
                 if self.config.local and anchor is not None:
-                    cache.local, cache.photo = local.prepare(image[:1], anchor), image[:1]
+                    cache.local = local.prepare(image[:1], anchor)
         return cache
 
     def light_logits(self, relu3_1: torch.Tensor, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
@@ -133,22 +132,31 @@ class Generator(nn.Module):
         out = self.decoder.to_rgb(y)
         if self.config.output == "rgb":
             return out
-        base = cache.base
-        if image is not None:
-            base = image if self.config.affine_base == "photo" else rgb_to_lab(image)
         frame = windows[:, 6:9]  # the newest frame F_t of each window
         light = self._read_night(frame, style1, cache) if self.night else None
-        if light is not None:
-            base = night_transfer(base, cache.regions1, cache.base_stats, cache.class_mean, cache.shade, light)
-        elif self.config.affine_base == "transfer":
-            base = lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
-        if cache.local is not None and cache.local.trust > 0:
-            base = local.transfer(cache.local, frame, cache.photo if image is None else image, base)
+        trust = cache.local.trust if cache.local is not None else 0.0
+        # At trust 1 the same-view transfer replaces the classwise base whole: not computed.
+        base = self._classwise_base(cache, frame, style1, light, image) if trust < 1 else None
+        if trust > 0:
+            base = local.transfer(cache.local, frame, base, image)
             if light is not None:  # lamps where the reference has more lit places than the view's own
                 light = replace(light, share=(light.share - lit_share(base, cache.ground)).clamp(min=0))
         out = apply_affine(smooth(out, self.config.affine_smooth), base)
         return out if light is None else add_light(out, render_lights(cache.sites, light), cache.albedo,
                                                    cache.ground, light)
+
+    def _classwise_base(self, cache: ImageCache, frame: torch.Tensor, style1: Regions, light,
+                        image: torch.Tensor | None) -> torch.Tensor:
+        """What the affine matrices act on, class by class: the photo (or `image`), its Lab
+        transfer to the frames, or at night to their ambient light."""
+        base = cache.base
+        if image is not None:
+            base = image if self.config.affine_base == "photo" else rgb_to_lab(image)
+        if light is not None:
+            return night_transfer(base, cache.regions1, cache.base_stats, cache.class_mean, cache.shade, light)
+        if self.config.affine_base == "transfer":
+            return lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
+        return base
 
     def _read_night(self, frame: torch.Tensor, style1: Regions, cache: ImageCache):
         """The light of reference frames (B, 3, h, w); style1: their classes at (h, w)."""

@@ -61,26 +61,40 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(x, 2 * radius + 1, 1, radius, count_include_pad=False)
 
 
-def fit_maps(anchor: torch.Tensor, frames: torch.Tensor, grid: tuple[int, int],
-             radius: int = RADIUS, ridge: float = RIDGE) -> torch.Tensor:
-    """Per cell, the affine map from the anchor's colours to each frame's, least squares
-    over the window's pixels. anchor (1, 3, H, W), frames (B, 3, H, W) in linear light
-    -> (B, 12, h, w) in apply_affine's layout (row c: out_c = sum_i m[c, i] x_i + m[c, 3])."""
-    b = frames.shape[0]
-    x, y = anchor, frames
-    # Cell means of x, x x^T, y and x y^T, then over each window of cells.
+@dataclass
+class AnchorCells:
+    """The anchor's side of every fit, computed once: its linear colours and, per cell,
+    their mean and regularised covariance over the cell's window."""
+    linear: torch.Tensor  # (1, 3, H, W)
+    mean: torch.Tensor    # (1, h, w, 3)
+    cov: torch.Tensor     # (1, h, w, 3, 3), RIDGE on the diagonal
+    grid: tuple[int, int]
+    radius: int
+
+
+def anchor_cells(anchor: torch.Tensor, grid: tuple[int, int], radius: int = RADIUS,
+                 ridge: float = RIDGE) -> AnchorCells:
+    """anchor (1, 3, H, W) in linear light."""
+    x = anchor
     xx = (x[:, :, None] * x[:, None]).flatten(1, 2)                       # (1, 9, H, W)
+    mean = _box(_cells(x, grid), radius).permute(0, 2, 3, 1)              # (1, h, w, 3)
+    cov = _box(_cells(xx, grid), radius).permute(0, 2, 3, 1).unflatten(-1, (3, 3))
+    cov = cov - mean[..., :, None] * mean[..., None, :]
+    return AnchorCells(x, mean, cov + ridge * torch.eye(3, dtype=x.dtype, device=x.device), grid, radius)
+
+
+def fit_maps(cells: AnchorCells, frames: torch.Tensor) -> torch.Tensor:
+    """Per cell, the affine map from the anchor's colours to each frame's, least squares
+    over the window's pixels. frames (B, 3, H, W) in linear light -> (B, 12, h, w) in
+    apply_affine's layout (row c: out_c = sum_i m[c, i] x_i + m[c, 3])."""
+    x, y = cells.linear, frames
+    # Cell means of y and x y^T over each window of cells.
     xy = (x[:, :, None] * y[:, None]).flatten(1, 2)                       # (B, 9, H, W): [i, c]
-    mx, mxx = _box(_cells(x, grid), radius), _box(_cells(xx, grid), radius)
-    my, mxy = _box(_cells(y, grid), radius), _box(_cells(xy, grid), radius)
-    h, w = grid
-    mx_ = mx.permute(0, 2, 3, 1)                                          # (1, h, w, 3)
-    my_ = my.permute(0, 2, 3, 1)                                          # (B, h, w, 3)
-    cov_xx = mxx.permute(0, 2, 3, 1).view(1, h, w, 3, 3) - mx_[..., :, None] * mx_[..., None, :]
-    cov_xy = mxy.permute(0, 2, 3, 1).view(b, h, w, 3, 3) - mx_[..., :, None] * my_[..., None, :]
-    eye = torch.eye(3, dtype=x.dtype, device=x.device)
-    a = torch.linalg.solve((cov_xx + ridge * eye).expand(b, -1, -1, -1, -1), cov_xy)  # (B, h, w, 3[i], 3[c])
-    offset = my_ - (mx_[..., :, None] * a).sum(-2)                         # (B, h, w, 3)
+    my = _box(_cells(y, cells.grid), cells.radius).permute(0, 2, 3, 1)    # (B, h, w, 3)
+    mxy = _box(_cells(xy, cells.grid), cells.radius).permute(0, 2, 3, 1).unflatten(-1, (3, 3))
+    cov_xy = mxy - cells.mean[..., :, None] * my[..., None, :]
+    a = torch.linalg.solve(cells.cov.expand(y.shape[0], -1, -1, -1, -1), cov_xy)  # (B, h, w, 3[i], 3[c])
+    offset = my - (cells.mean[..., :, None] * a).sum(-2)                   # (B, h, w, 3)
     m = torch.cat([a.transpose(-1, -2), offset[..., None]], -1)           # (B, h, w, 3, 4)
     return m.flatten(-2).permute(0, 3, 1, 2).contiguous()
 
@@ -111,8 +125,8 @@ def same_view(photo: torch.Tensor, anchor: torch.Tensor) -> tuple[float, bool]:
 @dataclass
 class LocalTransfer:
     """What the photo and the anchor give every frame."""
-    anchor: torch.Tensor        # (1, 3, h, w) the anchor frame, linear
-    grid: tuple[int, int]       # its cells
+    anchor: AnchorCells
+    photo: torch.Tensor         # (1, 3, H, W) the photo, linear
     trust: float                # 0 (another place) .. 1 (the same view)
     mirrored: bool              # the photo is the view mirrored
 
@@ -120,20 +134,23 @@ class LocalTransfer:
 def prepare(image: torch.Tensor, anchor: torch.Tensor) -> LocalTransfer:
     """image (1, 3, H, W) and anchor (1, 3, h, w), sRGB."""
     trust, mirrored = same_view(image, anchor)
-    return LocalTransfer(srgb_to_linear(anchor), grid_size(tuple(anchor.shape[-2:])), trust, mirrored)
+    cells = anchor_cells(srgb_to_linear(anchor), grid_size(tuple(anchor.shape[-2:])))
+    return LocalTransfer(cells, srgb_to_linear(image), trust, mirrored)
 
 
-def transfer(lt: LocalTransfer, frames: torch.Tensor, photo: torch.Tensor, classwise: torch.Tensor) -> torch.Tensor:
-    """The photo (1 or B, 3, H, W) sRGB changed as its view changes from the anchor to each
-    of frames (B, 3, h, w) sRGB, blended by trust with `classwise` (B, 3, H, W), the
-    class-by-class transfer -> (B, 3, H, W) sRGB in [0, 1]."""
+def transfer(lt: LocalTransfer, frames: torch.Tensor, classwise: torch.Tensor | None,
+             photo: torch.Tensor | None = None) -> torch.Tensor:
+    """The photo changed as its view changes from the anchor to each of frames (B, 3, h, w)
+    sRGB, blended by trust with `classwise` (B, 3, H, W), the class-by-class transfer (not
+    needed at trust 1) -> (B, 3, H, W) sRGB in [0, 1]. photo (B, 3, H, W) sRGB: recolour
+    these (e.g. with their sky moved) instead of the prepared one."""
     if lt.trust == 0:
         return classwise
-    maps = fit_maps(lt.anchor, srgb_to_linear(frames), lt.grid)
+    maps = fit_maps(lt.anchor, srgb_to_linear(frames))
     if lt.mirrored:
         maps = maps.flip(-1)
-    maps = F.interpolate(maps, size=photo.shape[-2:], mode="bilinear", align_corners=False)
-    near = linear_to_srgb(apply_affine(maps, srgb_to_linear(photo)))
+    maps = F.interpolate(maps, size=lt.photo.shape[-2:], mode="bilinear", align_corners=False)
+    near = linear_to_srgb(apply_affine(maps, lt.photo if photo is None else srgb_to_linear(photo)))
     return near if lt.trust == 1 else torch.lerp(classwise, near, lt.trust)
 
 
