@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from timelapse_cli.animate import pick_anchor
+from timelapse_cli.animate import scan_reference
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model import local
 from timelapse_cli.model.night import gaussian_blur, lit_pixels
@@ -85,11 +85,11 @@ def test_the_anchor_is_the_frame_most_like_the_photo_or_the_mean():
     frames = [(f[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
               for f in (_night(day), day * 0.7, day, day * 1.2)]
     photo = torch.from_numpy(frames[2]).permute(2, 0, 1)[None].float() / 255
-    assert torch.equal(pick_anchor(photo, frames, "cpu"), photo)
+    assert torch.equal(scan_reference(photo, frames, "cpu").anchor, photo)
     mean = sum(torch.from_numpy(f).float() for f in frames[:2]) / 2 / 255
-    anchor = pick_anchor(mean.permute(2, 0, 1)[None], frames[:2], "cpu")
+    anchor = scan_reference(mean.permute(2, 0, 1)[None], frames[:2], "cpu").anchor
     assert torch.allclose(anchor[0].permute(1, 2, 0), mean, atol=1e-6)
-    assert pick_anchor(photo, [], "cpu") is None
+    assert scan_reference(photo, [], "cpu").anchor is None
 
 
 @pytest.mark.parametrize("night", [False, True])

@@ -1,6 +1,8 @@
 """The night stage (model/night.py) and teaching its light head (lights.py)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -90,7 +92,7 @@ def test_lights_never_go_in_the_sky_and_stay_in_place_as_more_come_on():
     assert not torch.equal(sites.index, place_lights(torch.zeros(1, 1, H // 4, W // 4), sky, (H, W), 4).index)
     frame = _night_frame()
     base = _read(frame, labels)
-    few, many = [NightLight(base.night, torch.tensor([s]), base.colours, base.mean, base.std, base.ground)
+    few, many = [replace(base, share=torch.tensor([s]))
                  for s in (0.05, 0.2)]
     lamps_few, _ = render_lights(sites, few)
     lamps_many, _ = render_lights(sites, many)

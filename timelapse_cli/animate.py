@@ -179,10 +179,11 @@ class Animator:
                            resized(reader, (ref_w, ref_h)), ref_ids == sky_id if sky_id is not None else None,
                            clock, matte=opts.matte, motion=opts.motion, motion_scale=opts.motion_scale,
                            loop=opts.loop)
-        anchor = None
-        if method.needs_anchor:
+        scan = None
+        if method.needs_scan:
             with watch("decode"):
-                anchor = pick_anchor(image, resized(reader, (ref_w, ref_h)), self.device)
+                ref_sky = torch.from_numpy(ref_ids == sky_id) if sky_id is not None else None
+                scan = scan_reference(image, resized(reader, (ref_w, ref_h)), self.device, ref_sky)
         windows = retime.reference_windows(reader, positions, (ref_w, ref_h))
         batches = watch.timed("decode", batched(windows, opts.batch))
 
@@ -191,7 +192,7 @@ class Animator:
         with removed_on_error() as written, torch.inference_mode(), \
                 video.VideoWriter(target, fps, crf=opts.crf) as writer:
             with watch("encode image"):
-                method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k, sky_id, anchor)
+                method.prepare(image, sky.labels, torch.from_numpy(ref_ids).to(self.device), k, sky_id, scan)
             done = 0
             for batch_start, batch in batches:
                 times = clock[batch_start:batch_start + len(batch)]
@@ -306,15 +307,26 @@ def label_maps(opts: AnimateOptions, photo: np.ndarray, photo_path: Path, reader
     return img_ids, ref_ids, k, source, sky
 
 
-def pick_anchor(image: torch.Tensor, frames: Iterable[np.ndarray], device) -> torch.Tensor | None:
-    """The reference frame ((h, w, 3) uint8 each) most like the photo (1, 3, H, W), or the
-    frames' mean if that is closer: (1, 3, h, w) on `device`; None without frames."""
-    from .model.local import AnchorPicker
+@dataclass
+class ReferenceScan:
+    """What one pass over the whole reference finds, before any frame is made."""
+    anchor: torch.Tensor | None    # (1, 3, h, w): the frame most like the photo, or the frames' mean
+    night_share: float | None      # lit share of the darkest frame: the lamps on at full night
 
-    picker = AnchorPicker(image)
+
+def scan_reference(image: torch.Tensor, frames: Iterable[np.ndarray], device,
+                   sky: torch.Tensor | None = None) -> ReferenceScan:
+    """One pass over the reference's frames ((h, w, 3) uint8 each) for the photo (1, 3, H, W);
+    sky (h, w) bool: the reference's sky. Fields are None without frames."""
+    from .model.local import AnchorPicker
+    from .model.night import DarkestNight
+
+    picker, darkest = AnchorPicker(image), DarkestNight(sky)
     for frame in frames:
-        picker.add(to_tensor(frame).to(device))
-    return picker.anchor()
+        t = to_tensor(frame).to(device)
+        picker.add(t)
+        darkest.add(t)
+    return ReferenceScan(picker.anchor(), darkest.share)
 
 
 def to_tensor(frame: np.ndarray) -> torch.Tensor:

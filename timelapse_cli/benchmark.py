@@ -32,7 +32,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data, images, labels, metrics, validate, video
-from .animate import AnimateOptions, Animator, batched, label_maps, pick_anchor, to_tensor, to_uint8
+from .animate import AnimateOptions, Animator, ReferenceScan, batched, label_maps, scan_reference, to_tensor, \
+    to_uint8
 from .retime import reference_windows
 from .sky import unify_with_sky
 from .errors import InputError, TimefliesError
@@ -143,7 +144,7 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
     img_labels, ref_labels = _two_regions(res, device), _two_regions(r, device)  # "sky" over "ground"
     # The anchor is the photo itself at the reference's size: the same view, so the local
     # transfer runs (its worst case; with another place's reference it costs nothing).
-    anchor = torch.nn.functional.interpolate(image, size=(r, r), mode="area")
+    scan = ReferenceScan(torch.nn.functional.interpolate(image, size=(r, r), mode="area"), None)
     rows = []
     for name in SPEED_METHODS:
         base = _TIMEFLIES_ROWS.get(name, name)
@@ -155,7 +156,7 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
         def once() -> tuple[float, float]:
             """Seconds preparing the image, seconds generating the frames."""
             t0 = time.perf_counter()
-            method.prepare(image, img_labels, ref_labels, 2, anchor=anchor if method.needs_anchor else None)
+            method.prepare(image, img_labels, ref_labels, 2, scan=scan if method.needs_scan else None)
             t1 = time.perf_counter()
             for first, batch in batched(iter(wins), opts.batch):
                 to_uint8(method.generate(batch, first))  # as animate: frames end as uint8 on the CPU
@@ -570,8 +571,11 @@ def run_method(animator: Animator, name: str, image: torch.Tensor, img_labels, r
     `frames`, as animate runs it (windows, batches, uint8 frames): (N, 3, H, W) in [0, 1]."""
     device = animator.device
     method = make_method(name, lambda: animator.model, seed)
-    anchor = pick_anchor(image, frames, device) if method.needs_anchor else None
-    method.prepare(image, img_labels, ref_labels, k, sky, anchor)
+    scan = None
+    if method.needs_scan:
+        ref_sky = (ref_labels == sky).cpu() if sky is not None else None
+        scan = scan_reference(image, frames, device, ref_sky)
+    method.prepare(image, img_labels, ref_labels, k, sky, scan)
     out = []
     for first, windows in batched(reference_windows(frames, list(range(len(frames))), ref_size), batch):
         out.append(torch.from_numpy(to_uint8(method.generate(windows.to(device), first))))

@@ -1,11 +1,12 @@
 """Ways to turn (photo, reference windows) into frames: the learned model and the baselines.
 
 Every method has the same two calls, so `animate` and `benchmark` drive them alike:
-    method.prepare(image (1, 3, H, W), img_labels (H, W), ref_labels (h, w), K, sky, anchor)   once
+    method.prepare(image (1, 3, H, W), img_labels (H, W), ref_labels (h, w), K, sky, scan)   once
     method.generate(windows (B, 9, h, w), first, photos) -> (B, 3, H, W) in [0, 1]  per batch
 windows hold the frames (F_t-2, F_t-1, F_t) of output frames first .. first+B-1. img_labels
-may be SoftLabels (soft sky borders); sky is the sky's class id or None; anchor (1, 3, h, w) is
-the reference frame most like the photo, given to a method that `needs_anchor`. A method that `takes_photos` accepts photos
+may be SoftLabels (soft sky borders); sky is the sky's class id or None; scan is what one pass
+over the whole reference found (animate.ReferenceScan: the frame most like the photo, the
+lamps of its darkest night), given to a method that `needs_scan`. A method that `takes_photos` accepts photos
 (B, 3, H, W): the photo with its sky moved (sky.py), one per frame, to recolour instead of
 the prepared photo; the others draw their frames themselves and animate moves their sky.
 
@@ -32,11 +33,11 @@ class Method:
     name = ""
     needs_model = False  # True: the generator weights are loaded
     takes_photos = True  # generate() recolours per-frame photos given to it
-    needs_anchor = False  # prepare() wants the reference frame most like the photo
+    needs_scan = False  # prepare() wants a pass over the whole reference first (ReferenceScan)
     note = ""  # after prepare(): what it made of the photo and reference, for the summary
 
     def prepare(self, image: torch.Tensor, img_labels: torch.Tensor, ref_labels: torch.Tensor, k: int,
-                sky: int | None = None, anchor: torch.Tensor | None = None) -> None:
+                sky: int | None = None, scan=None) -> None:
         raise NotImplementedError
 
     def generate(self, windows: torch.Tensor, first: int, photos: torch.Tensor | None = None) -> torch.Tensor:
@@ -53,14 +54,16 @@ class Timeflies(Method):
         self.model, self.seed, self.naive = model, seed, naive
         # The affine head recolours a photo: it can recolour a moving one. The RGB head draws.
         self.takes_photos = model.config.output == "affine" and not naive
-        self.needs_anchor = model.config.local
+        self.needs_scan = model.config.local or model.night
 
-    def prepare(self, image, img_labels, ref_labels, k, sky=None, anchor=None):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None, scan=None):
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
         self.image = image.contiguous(memory_format=CHANNELS_LAST)
-        self.img_labels, self.ref_labels, self.k, self.sky, self.anchor = img_labels, ref_labels, k, sky, anchor
+        self.img_labels, self.ref_labels, self.k, self.sky = img_labels, ref_labels, k, sky
+        self.anchor, self.night_share = (scan.anchor, scan.night_share) if scan is not None else (None, None)
         if not self.naive:
-            self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, anchor)
+            self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, self.anchor,
+                                                 self.night_share)
             self.note = view_note(self.cache.local)
 
     def generate(self, windows, first, photos=None):
@@ -70,7 +73,7 @@ class Timeflies(Method):
         windows = windows.contiguous(memory_format=CHANNELS_LAST)
         if self.naive:
             out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows, self.ref_labels, self.k, z,
-                             self.sky, self.seed, self.anchor)
+                             self.sky, self.seed, self.anchor, self.night_share)
         else:
             out = self.model.decode(self.cache, windows, self.ref_labels, z, image=photos)
         return out.clamp(0, 1)
@@ -89,7 +92,7 @@ def view_note(local) -> str:
 class Still(Method):
     name = "still"
 
-    def prepare(self, image, img_labels, ref_labels, k, sky=None, anchor=None):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None, scan=None):
         self.image = image
 
     def generate(self, windows, first, photos=None):
@@ -107,7 +110,7 @@ class Reinhard(Method):
         self.per_class = per_class
         self.name = "reinhard-class" if per_class else "reinhard"
 
-    def prepare(self, image, img_labels, ref_labels, k, sky=None, anchor=None):
+    def prepare(self, image, img_labels, ref_labels, k, sky=None, scan=None):
         if not self.per_class:  # one region covering each map (a soft matte's hard ids give its shape)
             ids = img_labels.ids if isinstance(img_labels, SoftLabels) else img_labels
             img_labels, ref_labels, k = torch.zeros_like(ids), torch.zeros_like(ref_labels), 1

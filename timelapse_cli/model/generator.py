@@ -41,6 +41,7 @@ class ImageCache:
     albedo: torch.Tensor | None = None  # night: surface colour for the light lamps throw
     ground: torch.Tensor | None = None  # night: weight of the photo's pixels outside its sky (1, 1, H, W)
     class_mean: torch.Tensor | None = None  # night: base_stats' class means per pixel
+    night_share: float | None = None   # night: lamps on at full night (DarkestNight), None: per frame
     local: local.LocalTransfer | None = None  # local transfer: the photo's view against the anchor
 
 
@@ -56,10 +57,13 @@ class Generator(nn.Module):
             self.light_head = LightHead(self.config.channels(3))
 
     def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                     sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None) -> ImageCache:
+                     sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None,
+                     night_share: float | None = None) -> ImageCache:
         """image (B, 3, H, W) in [0, 1]; labels (H, W) int64 in 0..K-1 (-1 = no class);
         sky_id: the sky's class (night: no lights there); seed: where the lights are;
-        anchor (1, 3, h, w): the reference frame most like the photo (local transfer)."""
+        anchor (1, 3, h, w): the reference frame most like the photo (local transfer);
+        night_share: the lit share of the reference's darkest frame (night.DarkestNight),
+        the lamps on at full night; None: each frame's own share."""
         relu4_1, skips, sizes, relus = self.image_encoder(image)
         x = self.decoder.head(relu4_1, skips, sizes)
         device = image.device
@@ -76,6 +80,7 @@ class Generator(nn.Module):
                 cache.base_stats = class_stats(cache.base, regions1, LAB_EPS)
                 if self.night:
                     self._encode_night(cache, image[:1], relus[2], labels, sky_id, seed)
+                    cache.night_share = night_share
                 if self.config.local and anchor is not None:
                     cache.local = local.prepare(image[:1], anchor)
         return cache
@@ -134,6 +139,8 @@ class Generator(nn.Module):
             return out
         frame = windows[:, 6:9]  # the newest frame F_t of each window
         light = self._read_night(frame, style1, cache) if self.night else None
+        if light is not None and cache.night_share is not None:
+            light = replace(light, share=cache.night_share * light.night)
         trust = cache.local.trust if cache.local is not None else 0.0
         # At trust 1 the same-view transfer replaces the classwise base whole: not computed.
         base = self._classwise_base(cache, frame, style1, light, image) if trust < 1 else None
@@ -167,7 +174,8 @@ class Generator(nn.Module):
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor, windows: torch.Tensor,
                 ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None,
-                sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None) -> torch.Tensor:
+                sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None,
+                night_share: float | None = None) -> torch.Tensor:
         """The full generator for every frame: image (B, 3, H, W), one copy per window."""
-        cache = self.encode_image(image, labels, num_classes, sky_id, seed, anchor)
+        cache = self.encode_image(image, labels, num_classes, sky_id, seed, anchor, night_share)
         return self.decode(cache, windows, ref_labels, noise)

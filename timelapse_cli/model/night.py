@@ -14,7 +14,11 @@ shading (sun vs. shadow) taken out in proportion to how dark the frame is (`nigh
 plus light sprites (a sharp core and a soft glow, added in linear light) at fixed sites
 on the photo. Sites are ranked once per photo from a prior map (the light head's logits,
 see LightHead) with seeded Gumbel noise; a frame turns on the first share x cells of them,
-so a light that is on stays in place and lights come on one by one as night falls.
+so a light that is on stays in place and lights come on one by one as night falls. With a
+pass over the whole reference first (DarkestNight), the share is the darkest frame's
+times each frame's `night`, so lamps do not come and go with each night frame's count.
+Lamps are raised where the frame they are added to is brighter than the reference frame
+they come from, so they still stand out from it as they do there (lamp_gain).
 """
 from __future__ import annotations
 
@@ -54,8 +58,12 @@ def luminance(rgb: torch.Tensor) -> torch.Tensor:
 def lit_pixels(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) bool: luminance > max(0.15, 4 x the frame's median)."""
     y = luminance(rgb)
-    median = y.flatten(1).median(1).values.view(-1, 1, 1, 1)
-    return y > (LIT_RATIO * median).clamp(min=LIT_FLOOR)
+    return y > lit_threshold(y).view(-1, 1, 1, 1)
+
+
+def lit_threshold(y: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) luminance -> (B,): max(0.15, 4 x each frame's median), what is lit."""
+    return (LIT_RATIO * y.flatten(1).median(1).values).clamp(min=LIT_FLOOR)
 
 
 def lit_share(rgb: torch.Tensor, ground: torch.Tensor) -> torch.Tensor:
@@ -79,21 +87,18 @@ class NightLight:
     mean: torch.Tensor     # (B, 3, K+1) Lab mean of the unlit pixels per class (+ global)
     std: torch.Tensor      # (B, 3, K+1) and their std
     ground: torch.Tensor   # (B,) mean linear luminance of the frame outside its sky, lamps included
+    threshold: torch.Tensor  # (B,) the frame's lit threshold (lit_threshold): its lamps are above it
 
 
 def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num_classes: int,
                sky: torch.Tensor | None, eps: float) -> NightLight:
     """frames (B, 3, h, w) sRGB and their Lab; index (h*w,) class per pixel (K = none);
     sky (h, w) bool or None: the reference's sky, never an emitter."""
-    lit = lit_pixels(frames)                                  # (B, 1, h, w)
-    if sky is not None:
-        lit = lit & ~sky.view(1, 1, *sky.shape)
+    lit, share = _emitters(frames, sky)                      # (B, 1, h, w), (B,)
     unlit = (~lit).flatten(1)                                  # (B, N)
     keep = unlit.to(frames.dtype)
     y = luminance(frames).flatten(1)
     ambient = (y * keep).sum(1) / keep.sum(1).clamp(min=1)
-    cell = cell_size(tuple(frames.shape[-2:]))
-    share = F.max_pool2d(lit.to(frames.dtype), cell, ceil_mode=True).flatten(1).mean(1)
     # Dark ambient light, or lights on (a city's night glow can keep the ambient bright).
     night = torch.maximum((DAY_AMBIENT - ambient) / (DAY_AMBIENT - NIGHT_AMBIENT),
                           (share - LIT_SHARE[0]) / (LIT_SHARE[1] - LIT_SHARE[0])).clamp(0, 1)
@@ -101,7 +106,41 @@ def read_night(frames: torch.Tensor, lab: torch.Tensor, index: torch.Tensor, num
     linear = luminance(srgb_to_linear(frames)).flatten(1)
     ground_w = torch.ones_like(linear) if sky is None else (~sky).flatten().to(frames.dtype)[None]
     ground = (linear * ground_w).sum(1) / ground_w.sum(1).clamp(min=1)
-    return NightLight(night, share, _lit_colours(frames, lit, y), mean, std, ground)
+    threshold = lit_threshold(y.view(-1, 1, *frames.shape[-2:]))
+    return NightLight(night, share, _lit_colours(frames, lit, y), mean, std, ground, threshold)
+
+
+def _emitters(frames: torch.Tensor, sky: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reference's lit pixels outside its sky (B, 1, h, w) bool, and the share of light
+    cells holding one (B,)."""
+    lit = lit_pixels(frames)
+    if sky is not None:
+        lit = lit & ~sky.view(1, 1, *sky.shape)
+    cell = cell_size(tuple(frames.shape[-2:]))
+    return lit, F.max_pool2d(lit.to(frames.dtype), cell, ceil_mode=True).flatten(1).mean(1)
+
+
+class DarkestNight:
+    """Streams over a reference's frames and keeps the lit share of the darkest one (by
+    mean luminance), as read_night reads it: how many lamps are on at full night.
+
+    A webcam's lit share changes from one night frame to the next with weather, exposure
+    and the season; lamps drawn frame by frame would come and go with it. With this share,
+    `night` alone says how many are on: none by day, more as night falls, the darkest
+    frame's count at full night, and a lamp that is on stays on through the night."""
+
+    def __init__(self, sky: torch.Tensor | None = None) -> None:
+        self.sky = sky                      # (h, w) bool: the reference's sky, never lit
+        self.luminance = float("inf")
+        self.share: float | None = None     # None until a frame was added
+
+    def add(self, frame: torch.Tensor) -> None:
+        """frame (1, 3, h, w) sRGB."""
+        y = float(luminance(frame).mean())
+        if y < self.luminance:
+            self.luminance = y
+            sky = None if self.sky is None else self.sky.to(frame.device)
+            self.share = float(_emitters(frame, sky)[1][0])
 
 
 def _ambient_stats(lab: torch.Tensor, keep: torch.Tensor, index: torch.Tensor, k: int, night: torch.Tensor,
@@ -246,9 +285,10 @@ def light_cues(lab: torch.Tensor, sky: torch.Tensor, size: tuple[int, int]) -> t
 
 
 # Logits are multiplied by this before the Gumbel draw: above 1, lights keep more to the
-# head's likeliest places than a plain draw from softmax(logits) would (chosen on the
-# validation cameras: lift 1.41 at 4, 1.52 at 8).
-SHARPNESS = 8.0
+# head's likeliest places than a plain draw from softmax(logits) would. Chosen on the
+# validation cameras' cross-scene check (mean lift of the 4 pairs, lamps at the darkest
+# frame's count): 1.35 at 8, 1.48 at 32, 1.47 at 1000.
+SHARPNESS = 32.0
 
 
 @dataclass
@@ -288,8 +328,9 @@ def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int],
 # photo's own surfaces (their albedo), so a lamp lights a patch of facade or street.
 # The gains were chosen on the validation cameras' cross-scene check: a lamp in a plausible
 # but wrong place costs in proportion to the light it throws, and at 0.4 / 0.02 the glows
-# cost 1.2 dB against the real nights (15.0 -> 16.2 dB at 0.1 / 0.005).
-CORE_SIGMA, NEAR_SIGMA, FAR_SIGMA = 0.6, 3.0, 12.0
+# cost 1.2 dB against the real nights (15.0 -> 16.2 dB at 0.1 / 0.005). A core of sigma 0.45
+# (a point: 0.6 spilled a quarter of it on each neighbour) costs 0.16 dB less there.
+CORE_SIGMA, NEAR_SIGMA, FAR_SIGMA = 0.45, 3.0, 12.0
 NEAR_GAIN, FAR_GAIN = 0.1, 0.005
 
 
@@ -355,13 +396,28 @@ def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | Non
     def ground_mean(x):
         return (luminance(x) * ground).sum((1, 2, 3)) / wsum
 
-    amb, lamp, throw = ground_mean(ambient), ground_mean(lamps), ground_mean(thrown)
-    room = (light.ground - DIM_FLOOR * amb - lamp).clamp(min=0)
-    share = (room / throw.clamp(min=1e-6)).clamp(max=1)
-    dim = ((light.ground - lamp - share * throw) / amb.clamp(min=1e-6)).clamp(DIM_FLOOR, 1)
-    added = lamps + thrown * share.view(-1, 1, 1, 1)
-    dim = dim.view(-1, 1, 1, 1)
-    return linear_to_srgb(ambient * dim + added)
+    amb, throw = ground_mean(ambient), ground_mean(thrown)
+    gain = torch.ones_like(amb).view(-1, 1, 1, 1)
+    for _ in range(2):  # the lamps' gain depends on the frame without them, and that on the gain
+        lamp = ground_mean(lamps * gain)
+        room = (light.ground - DIM_FLOOR * amb - lamp).clamp(min=0)
+        share = (room / throw.clamp(min=1e-6)).clamp(max=1)
+        dim = ((light.ground - lamp - share * throw) / amb.clamp(min=1e-6)).clamp(DIM_FLOOR, 1)
+        unlit = ambient * dim.view(-1, 1, 1, 1) + thrown * share.view(-1, 1, 1, 1)
+        gain = torch.maximum(gain, lamp_gain(unlit, light.threshold))
+    return linear_to_srgb(unlit + lamps * gain)
+
+
+def lamp_gain(unlit: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1, 1) gain of the lamps on linear frames without them (B, 3, H, W).
+
+    A reference's lamps are brighter than its lit threshold (4 x its median). Where the
+    frame they are added to has a higher median (a brighter ambient, or the light the
+    lamps throw), they are raised by as much, so they still stand out as they do there;
+    never lowered. The median is read at a quarter of the size (a whole-frame figure)."""
+    small = F.avg_pool2d(unlit, 4, ceil_mode=True) if min(unlit.shape[-2:]) >= 16 else unlit
+    ratio = (lit_threshold(luminance(linear_to_srgb(small))) / threshold).clamp(min=1)
+    return (ratio ** 2.2).view(-1, 1, 1, 1)  # a ratio of sRGB values -> of linear ones
 
 
 def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, class_mean: torch.Tensor, shade: torch.Tensor,
