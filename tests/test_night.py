@@ -11,7 +11,8 @@ from PIL import Image
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from timelapse_cli.model.modulation import Regions, class_stats
-from timelapse_cli.model.night import (NightLight, cell_size, lit_pixels, luminance, night_transfer, place_lights,
+from timelapse_cli.model.night import (DarkestNight, NightLight, add_light, cell_size, lit_pixels, lit_share, luminance,
+                                       night_transfer, place_lights,
                                        read_night, render_lights, shading)
 
 H, W = 48, 64
@@ -243,3 +244,59 @@ def test_train_lights_command_writes_weights_animate_reads(tmp_path):
     assert_one_line_error(run_cli("train-lights", "--data", tmp_path / "data", "-o", out, "--init", tiny_weights,
                                   "--steps", "3"), "already exists", "--overwrite")
     assert (out / "generator.safetensors").read_bytes() == before
+
+
+def test_the_darkest_frame_of_the_reference_gives_the_lamps_of_full_night():
+    _, labels = _scene()
+    sky = labels == 1
+    darkest = DarkestNight(sky)
+    assert darkest.share is None
+    many = _night_frame(((20, 4), (24, 20), (30, 40), (36, 56), (44, 12), (40, 30)))
+    many[:, :, :16] = 1.0                      # a bright sky: never a lamp, and not the darkest frame
+    few = _night_frame()
+    for frame in (_day_frame(), many, few):
+        darkest.add(frame)
+    assert darkest.share == pytest.approx(_read(few, labels).share.item())
+    darkest = DarkestNight(sky)
+    darkest.add(many * torch.where(torch.arange(H).view(1, 1, H, 1) < 16, 0.0, 1.0))  # its sky dark now
+    assert darkest.share == pytest.approx(_read(many, labels).share.item()) and darkest.share > 0
+
+
+def test_with_the_darkest_share_every_night_frame_has_the_same_lamps():
+    photo, labels = _scene()
+    g = _night_generator()
+    few = _night_frame()
+    many = _night_frame(((20, 4), (24, 20), (30, 40), (36, 56), (44, 12), (40, 30)))
+    share = _read(few, labels).share.item()
+    with torch.no_grad():
+        def frames(night_share):
+            cache = g.encode_image(photo, labels, 2, sky_id=1, seed=0, night_share=night_share)
+            return [g.decode(cache, f.repeat(1, 3, 1, 1), labels, None) for f in (few, many)]
+        own = [lit_pixels(x) for x in frames(None)]
+        held = [lit_pixels(x) for x in frames(share)]
+    assert own[1].sum() > own[0].sum()              # frame by frame: more lamps in the frame with more
+    assert torch.equal(held[0], held[1])            # through the night: the same lamps in both
+    assert torch.equal(held[0], own[0])             # those of the darkest frame
+
+
+def test_lamps_stand_out_from_a_frame_brighter_than_the_reference():
+    """A bright city night (ambient 0.2, lamps at 0.85, just above 4 x its median) on a
+    photo lit a little brighter (0.24: lit means above 0.96 there): the lamps are raised
+    to stay lit; added as they are, they would not be."""
+    _, labels = _scene()
+    frame = torch.full((1, 3, H, W), 0.2)
+    for y, x in ((20, 4), (30, 40), (44, 12), (40, 30)):
+        frame[0, :, y:y + 2, x:x + 2] = 0.85
+    light = replace(_read(frame, labels), ground=torch.tensor([1.0]))  # room for all the light
+    assert light.threshold.item() == pytest.approx(0.8, abs=0.01)
+    sites = place_lights(torch.zeros(1, 1, H // 4, W // 4), (labels == 1).float()[None, None], (H, W), 0)
+    lamps, thrown = render_lights(sites, light)
+    ground = (labels == 0).float()[None, None]
+    bright = torch.full((1, 3, H, W), 0.24)
+    on = int((light.share * sites.cells).round())
+    out = add_light(bright, (lamps, thrown), torch.ones(1, 3, H, W), ground, light)
+    plain = add_light(bright, (lamps, thrown), torch.ones(1, 3, H, W), ground,
+                      replace(light, threshold=torch.tensor([1.0])))  # as if lamps stood out already
+    assert on >= 3
+    assert lit_share(out, ground).item() * sites.cells == pytest.approx(on, abs=0.5)
+    assert lit_share(plain, ground).item() * sites.cells < on / 2, on
