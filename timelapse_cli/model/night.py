@@ -45,7 +45,9 @@ LIT_SHARE = (0.01, 0.06)
 MIN_PIXELS = 16                  # fewer unlit pixels of a class: use the global statistics
 # Share of the photo's remaining texture (lightness and colour) that is gone at full night:
 # unlit surfaces at night are lit by weak, even light, so their daytime detail mostly fades.
-TEXTURE_LOSS = 0.6
+# On the validation cameras' cross-scene check, 0.6 -> 0.8 lowers the daylight left (mean
+# day r 0.04 -> 0.00; real nights: -0.3 to 0) at the same PSNR (16.16 dB).
+TEXTURE_LOSS = 0.8
 DIM_FLOOR = 0.3                  # the ambient keeps at least this share when lamps are added
 
 
@@ -314,7 +316,7 @@ def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int],
     gumbel = -torch.log(-torch.log(torch.rand(gh * gw, generator=g).clamp(1e-9, 1 - 1e-9)))
     score = torch.where(skyw < 0.5, score * SHARPNESS + gumbel, torch.full_like(score, -float("inf")))
     order = score.argsort(descending=True)[: int((skyw < 0.5).sum())]
-    off = torch.rand(2, len(order), generator=g) * 0.5 + 0.25          # inside the cell
+    off = torch.rand(2, len(order), generator=g) * 0.8 + 0.1           # anywhere inside the cell but its rim
     ys = ((order // gw).float() + off[0]) * cell
     xs = ((order % gw).float() + off[1]) * cell
     ys, xs = ys.long().clamp(max=h - 1), xs.long().clamp(max=w - 1)
