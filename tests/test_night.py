@@ -11,9 +11,8 @@ from PIL import Image
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from timelapse_cli.model.modulation import Regions, class_stats
-from timelapse_cli.model.night import (DarkestNight, NightLight, add_light, cell_size, lit_pixels, lit_share, luminance,
-                                       night_transfer, place_lights,
-                                       read_night, render_lights, shading)
+from timelapse_cli.model.night import (DarkestNight, NightLight, add_light, cell_size, greenery, lit_pixels, lit_share,
+                                       luminance, night_transfer, place_lights, read_night, render_lights, shading)
 
 H, W = 48, 64
 
@@ -111,6 +110,19 @@ def test_the_light_head_decides_where_lights_go():
     sites = place_lights(logits, sky, (H, W), seed=0)
     first = sites.index[:10] % W
     assert (first >= W // 2 - cell_size((H, W))).all()
+
+
+def test_lamps_go_in_tree_crowns_and_lawns_only_after_every_other_place():
+    _, labels = _scene()
+    sky = (labels == 1).float()[None, None]
+    photo = torch.full((1, 3, H, W), 0.5)
+    photo[:, :, 16:, : W // 2] = torch.tensor([0.2, 0.45, 0.15]).view(1, 3, 1, 1)   # a green left half
+    green = greenery(rgb_to_lab(photo))
+    assert green[..., 16:, : W // 2].min() == 1 and green[..., :, W // 2:].max() == 0
+    sites = place_lights(torch.zeros(1, 1, H // 4, W // 4), sky, (H, W), seed=0, last=green)
+    xs = sites.index % W
+    right = int((sites.index // W >= 16).sum() // 2)        # the ground cells of the right half
+    assert (xs[:right] >= W // 2).all() and (xs[right:] < W // 2).all()
 
 
 def _with_and_without_night(photo, labels, frame):

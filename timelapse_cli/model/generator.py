@@ -20,8 +20,8 @@ from . import local
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
 from .modulation import Regions, SoftLabels, class_stats, modulate
-from .night import LightHead, LightSites, add_light, albedo, light_cues, lit_share, night_transfer, place_lights, \
-    read_night, render_lights, shading
+from .night import LightHead, LightSites, add_light, albedo, greenery, light_cues, lit_share, night_transfer, \
+    place_lights, read_night, render_lights, shading
 
 
 @dataclass
@@ -98,7 +98,8 @@ class Generator(nn.Module):
         sky = (ids == sky_id).to(cache.base.dtype)[None, None] if sky_id is not None else torch.zeros_like(masks[:, :1])
         cache.sky_id, cache.shade = sky_id, shading(cache.base, masks)
         logits = self.light_logits(relu3_1[:1], cache.base[:1], sky)
-        cache.sites = place_lights(logits, sky, tuple(ids.shape), seed)
+        # Lamps in tree crowns and on lawns only when every other place has one.
+        cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=greenery(cache.base[:1]))
         cache.albedo = albedo(image)
         cache.ground = 1 - sky
         cache.class_mean = cache.regions1.gather(cache.base_stats[0])

@@ -286,6 +286,17 @@ def light_cues(lab: torch.Tensor, sky: torch.Tensor, size: tuple[int, int]) -> t
                       height, near_sky], 1)
 
 
+def greenery(lab: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) Lab -> (B, 1, H, W) weight of green vegetation (a* below GREEN_A, b* not
+    blue): grass and tree crowns, where lamps do not hang. The webcams that teach the light
+    head hold little vegetation, so it does not learn this; the builtin segmenter has no
+    vegetation class."""
+    return ((lab[:, 1:2] < GREEN_A) & (lab[:, 2:3] > -5)).to(lab.dtype)
+
+
+GREEN_A = -4.0
+
+
 # Logits are multiplied by this before the Gumbel draw: above 1, lights keep more to the
 # head's likeliest places than a plain draw from softmax(logits) would. Chosen on the
 # validation cameras' cross-scene check (mean lift of the 4 pairs, lamps at the darkest
@@ -302,8 +313,10 @@ class LightSites:
     size: tuple[int, int]
 
 
-def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int], seed: int) -> LightSites:
-    """logits (1, 1, h, w) from the light head (any size), sky (1, 1, H, W) weight -> sites.
+def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int], seed: int,
+                 last: torch.Tensor | None = None) -> LightSites:
+    """logits (1, 1, h, w) from the light head (any size), sky (1, 1, H, W) weight -> sites;
+    last (1, 1, H, W) weight, e.g. greenery: its cells come after all others.
 
     Cells are ranked by logit + Gumbel noise (a draw without replacement from softmax(logits));
     sky cells never hold a light. Within its cell a light sits at a seeded spot."""
@@ -314,7 +327,11 @@ def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int],
     skyw = F.adaptive_avg_pool2d(sky.float(), (gh, gw)).flatten().cpu()
     g = torch.Generator().manual_seed((seed & 0xFFFFFFFF) * 7_919 + 17)
     gumbel = -torch.log(-torch.log(torch.rand(gh * gw, generator=g).clamp(1e-9, 1 - 1e-9)))
-    score = torch.where(skyw < 0.5, score * SHARPNESS + gumbel, torch.full_like(score, -float("inf")))
+    score = score * SHARPNESS + gumbel
+    if last is not None:  # after every other cell: scores above all others' are shifted below them
+        lastw = F.adaptive_avg_pool2d(last.float(), (gh, gw)).flatten().cpu()
+        score = torch.where(lastw < 0.5, score, score - (score.max() - score.min()) - 1)
+    score = torch.where(skyw < 0.5, score, torch.full_like(score, -float("inf")))
     order = score.argsort(descending=True)[: int((skyw < 0.5).sum())]
     off = torch.rand(2, len(order), generator=g) * 0.8 + 0.1           # anywhere inside the cell but its rim
     ys = ((order // gw).float() + off[0]) * cell
