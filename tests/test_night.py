@@ -11,7 +11,7 @@ from PIL import Image
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from timelapse_cli.model.modulation import Regions, class_stats
-from timelapse_cli.model.night import (DarkestNight, NightLight, add_light, cell_size, greenery, lit_pixels, lit_share,
+from timelapse_cli.model.night import (DarkestNight, add_light, cell_size, greenery, lit_pixels, lit_share,
                                        luminance, night_transfer, place_lights, read_night, render_lights, shading)
 
 H, W = 48, 64
