@@ -312,3 +312,19 @@ def test_lamps_stand_out_from_a_frame_brighter_than_the_reference():
     assert on >= 3
     assert lit_share(out, ground).item() * sites.cells == pytest.approx(on, abs=0.5)
     assert lit_share(plain, ground).item() * sites.cells < on / 2, on
+
+
+def test_the_summary_says_how_many_lamps_come_on_at_full_night():
+    from timelapse_cli.animate import ReferenceScan
+    from timelapse_cli.methods import Timeflies
+
+    photo, labels = _scene()
+    method = Timeflies(_night_generator())
+    with torch.no_grad():
+        method.prepare(photo, labels, labels, 2, 1, ReferenceScan(None, 0.1))
+        cells = method.cache.sites.cells
+        assert f"at full night {round(0.1 * cells)} lamps (10% of the light cells" in method.note
+        method.prepare(photo, labels, labels, 2, 1, ReferenceScan(None, 0.0))
+        assert "no lamps" in method.note
+        method.prepare(photo, labels, labels, 2, 1, None)
+        assert "lamps" not in method.note

@@ -64,7 +64,7 @@ class Timeflies(Method):
         if not self.naive:
             self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, self.anchor,
                                                  self.night_share)
-            self.note = view_note(self.cache.local)
+            self.note = "; ".join(filter(None, [view_note(self.cache.local), lamps_note(self.cache)]))
 
     def generate(self, windows, first, photos=None):
         b = windows.shape[0]
@@ -87,6 +87,17 @@ def view_note(local) -> str:
         return "another view than the reference's: colours change class by class"
     mirrored = ", mirrored" if local.mirrored else ""
     return f"the reference's own view{mirrored}: each place changes as it does there (trust {local.trust:.2f})"
+
+
+def lamps_note(cache) -> str:
+    """The summary's words on the night's lamps (model/night.py) of a prepared photo."""
+    if cache.sites is None or cache.night_share is None:
+        return ""
+    if cache.night_share == 0:
+        return "no lamps (the reference's darkest frame has none lit)"
+    on = min(len(cache.sites.index), round(cache.night_share * cache.sites.cells))
+    return (f"at full night {on} lamps ({cache.night_share:.0%} of the light cells, as in the reference's "
+            f"darkest frame)")
 
 
 class Still(Method):
