@@ -266,7 +266,7 @@ def test_the_darkest_frame_of_the_reference_gives_the_lamps_of_full_night():
     many = _night_frame(((20, 4), (24, 20), (30, 40), (36, 56), (44, 12), (40, 30)))
     many[:, :, :16] = 1.0                      # a bright sky: never a lamp, and not the darkest frame
     few = _night_frame()
-    for frame in (_day_frame(), many, few):
+    for frame in (_day_frame(), many, few, torch.zeros(1, 3, H, W)):   # the last: a fade to black
         darkest.add(frame)
     assert darkest.share == pytest.approx(_read(few, labels).share.item())
     darkest = DarkestNight(sky)

@@ -122,6 +122,9 @@ def _emitters(frames: torch.Tensor, sky: torch.Tensor | None) -> tuple[torch.Ten
     return lit, F.max_pool2d(lit.to(frames.dtype), cell, ceil_mode=True).flatten(1).mean(1)
 
 
+BLACK_FRAME = 0.01
+
+
 class DarkestNight:
     """Streams over a reference's frames and keeps the lit share of the darkest one (by
     mean luminance), as read_night reads it: how many lamps are on at full night.
@@ -129,7 +132,9 @@ class DarkestNight:
     A webcam's lit share changes from one night frame to the next with weather, exposure
     and the season; lamps drawn frame by frame would come and go with it. With this share,
     `night` alone says how many are on: none by day, more as night falls, the darkest
-    frame's count at full night, and a lamp that is on stays on through the night."""
+    frame's count at full night, and a lamp that is on stays on through the night. Black
+    frames (a fade from or to black, a dead frame: mean luminance below BLACK_FRAME) show
+    no night and are passed over; the darkest real night here is 0.018."""
 
     def __init__(self, sky: torch.Tensor | None = None) -> None:
         self.sky = sky                      # (h, w) bool: the reference's sky, never lit
@@ -139,7 +144,7 @@ class DarkestNight:
     def add(self, frame: torch.Tensor) -> None:
         """frame (1, 3, h, w) sRGB."""
         y = float(luminance(frame).mean())
-        if y < self.luminance:
+        if BLACK_FRAME <= y < self.luminance:
             self.luminance = y
             sky = None if self.sky is None else self.sky.to(frame.device)
             self.share = float(_emitters(frame, sky)[1][0])
