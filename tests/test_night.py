@@ -328,3 +328,19 @@ def test_the_summary_says_how_many_lamps_come_on_at_full_night():
         assert "no lamps" in method.note
         method.prepare(photo, labels, labels, 2, 1, None)
         assert "lamps" not in method.note
+
+
+def test_lamps_and_their_glow_light_as_many_cells_as_the_reference_asks():
+    """On a very dark night a lamp's glow lights the cells beside it too; fewer lamps are
+    then drawn, so the lit cells are the share asked for, not more."""
+    from timelapse_cli.model.night import light_up
+
+    _, labels = _scene()
+    ground = (labels == 0).float()[None, None]
+    sites = place_lights(torch.zeros(1, 1, H // 4, W // 4), (labels == 1).float()[None, None], (H, W), 0)
+    light = replace(_read(_night_frame(), labels), share=torch.tensor([0.1]), ground=torch.tensor([1.0]))
+    dark = torch.full((1, 3, H, W), 0.01)
+    plain = add_light(dark, render_lights(sites, light), torch.ones(1, 3, H, W), ground, light)
+    out = light_up(dark, sites, torch.ones(1, 3, H, W), ground, light)
+    assert lit_share(plain, ground).item() > 1.2 * 0.1                      # the glow spills
+    assert lit_share(out, ground).item() == pytest.approx(0.1, abs=0.02)

@@ -20,8 +20,8 @@ from . import local
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
 from .modulation import Regions, SoftLabels, class_stats, modulate
-from .night import LightHead, LightSites, add_light, albedo, greenery, light_cues, lit_share, night_transfer, \
-    place_lights, read_night, render_lights, shading
+from .night import LightHead, LightSites, albedo, greenery, light_cues, light_up, lit_share, night_transfer, \
+    place_lights, read_night, shading
 
 
 @dataclass
@@ -145,13 +145,14 @@ class Generator(nn.Module):
         trust = cache.local.trust if cache.local is not None else 0.0
         # At trust 1 the same-view transfer replaces the classwise base whole: not computed.
         base = self._classwise_base(cache, frame, style1, light, image) if trust < 1 else None
+        already = None  # the share of light cells lit before any lamp
         if trust > 0:
             base = local.transfer(cache.local, frame, base, image)
             if light is not None:  # lamps where the reference has more lit places than the view's own
-                light = replace(light, share=(light.share - lit_share(base, cache.ground)).clamp(min=0))
+                already = lit_share(base, cache.ground)
+                light = replace(light, share=(light.share - already).clamp(min=0))
         out = apply_affine(smooth(out, self.config.affine_smooth), base)
-        return out if light is None else add_light(out, render_lights(cache.sites, light), cache.albedo,
-                                                   cache.ground, light)
+        return out if light is None else light_up(out, cache.sites, cache.albedo, cache.ground, light, already)
 
     def _classwise_base(self, cache: ImageCache, frame: torch.Tensor, style1: Regions, light,
                         image: torch.Tensor | None) -> torch.Tensor:

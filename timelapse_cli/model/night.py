@@ -22,7 +22,7 @@ they come from, so they still stand out from it as they do there (lamp_gain).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -430,6 +430,22 @@ def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | Non
         unlit = ambient * dim.view(-1, 1, 1, 1) + thrown * share.view(-1, 1, 1, 1)
         gain = torch.maximum(gain, lamp_gain(unlit, light.threshold))
     return linear_to_srgb(unlit + lamps * gain)
+
+
+def light_up(rgb: torch.Tensor, sites: LightSites, surface: torch.Tensor, ground: torch.Tensor,
+             light: NightLight, already: torch.Tensor | None = None) -> torch.Tensor:
+    """add_light of the lamps at `sites` that `light.share` turns on, with as many lit cells
+    as it asks for: on a dark night a lamp's glow can light a neighbouring cell too, so
+    where the frame holds more lit cells than the lamps' share (plus `already` (B,), the
+    share lit before them), fewer lamps are drawn, in proportion, once."""
+    out = add_light(rgb, render_lights(sites, light), surface, ground, light)
+    before = torch.zeros_like(light.share) if already is None else already
+    made = (lit_share(out, ground) - before).clamp(min=1e-6)
+    ratio = (light.share / made).clamp(max=1)
+    if not bool((ratio < 0.97).any()):
+        return out
+    fewer = replace(light, share=light.share * ratio)
+    return add_light(rgb, render_lights(sites, fewer), surface, ground, fewer)
 
 
 def lamp_gain(unlit: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
