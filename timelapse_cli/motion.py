@@ -12,8 +12,9 @@ reference's own resolution) between consecutive reference frames, in the referen
 3. Temporal consistency over the clip: real clouds drift alike from pair to pair; a webcam
    sampled every half hour gives velocities that scatter. The pairs that agree with the
    median velocity (within AGREE of its length) must be at least MIN_SHARE of the counted
-   ones, else the sky is "still". Drifts slower than MIN_SPEED, or faster than MAX_SPEED
-   (frames far apart whose flow happened to agree), are no cloud motion either.
+   ones, else the sky is "still". A field whose RMS speed over the sky is under MIN_SPEED,
+   or over MAX_SPEED (frames far apart whose flow happened to agree), is no cloud motion
+   either.
 4. The field: an affine function of the position within the sky's bounding box, fitted by
    robust (Huber) least squares to the flow of the agreeing pairs. Six numbers capture
    clouds that speed up towards the zenith (perspective), converge, diverge or turn.
@@ -120,11 +121,11 @@ def reference_sky_flow(frames: Iterable[np.ndarray], sky: np.ndarray) -> SkyFlow
                 if abs(level / prev_level - 1) < JUMP:
                     # Divide out the brightness drift: the flow then follows the clouds, not the light.
                     matched = np.clip(gray * (prev_level / level), 0, 255).astype(np.uint8)
-                    flow = dis.calc(prev_gray, matched, None)  # (h, w, 2): prev(p) ~ gray(p + flow(p))
+                    pair = dis.calc(prev_gray, matched, None)  # (h, w, 2): prev(p) ~ gray(p + pair(p))
                     weight = np.clip(prev_detail / TEXTURE, FLOOR, 1)
                     w = weight[inner]
-                    velocities.append((flow[inner] * w[:, None]).sum(0) / w.sum() / side)
-                    samples.append((flow[pick] / side, weight[pick]))
+                    velocities.append((pair[inner] * w[:, None]).sum(0) / w.sum() / side)
+                    samples.append((pair[pick] / side, weight[pick]))
         prev = gray, level, detail
     if not velocities:
         return None
@@ -135,13 +136,16 @@ def reference_sky_flow(frames: Iterable[np.ndarray], sky: np.ndarray) -> SkyFlow
     if agree.sum() < max(MIN_PAIRS, MIN_SHARE * tracked):
         return None
     dx, dy = velocities[agree].mean(0).tolist()
-    if not MIN_SPEED <= math.hypot(dx, dy) <= MAX_SPEED:
-        return None
     flows = np.concatenate([s[0] for s, ok in zip(samples, agree) if ok])       # (n, 2)
     weights = np.concatenate([s[1] for s, ok in zip(samples, agree) if ok])     # (n,)
     n = int(agree.sum())
     coeffs = fit_affine(np.tile(u, n), np.tile(v, n), flows, weights)
-    return SkyFlow(coeffs, dx, dy, n)
+    flow = SkyFlow(coeffs, dx, dy, n)
+    # How fast the sky moves is the field's RMS speed over the sky, not the mean vector's
+    # length: clouds that converge from both sides move, though their mean is nil.
+    fx, fy = flow.at(u, v)
+    typical = float(np.sqrt(np.mean(fx * fx + fy * fy)))
+    return flow if MIN_SPEED <= typical <= MAX_SPEED else None
 
 
 def fit_affine(u: np.ndarray, v: np.ndarray, flow: np.ndarray, weight: np.ndarray, iterations: int = 4):

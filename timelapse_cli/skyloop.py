@@ -38,6 +38,7 @@ RAMP = 0.25            # share of the height over which the speed rises from the
 SURE_RAMP = 0.03       # a source this share of the long side inside the sure sky counts fully (a wide
                        # hand-over: the copies trade places gradually, not along a seam)
 GRAIN = 0.012          # texture grain (share of the long side): copies shifted further are independent
+LOCAL = 0.03           # the blend restores detail finer than this (share of the long side)
 THIN = 0.012           # things narrower than this share of the long side and
 DARKER = 0.06          # darker than their surroundings by this much (0..1)
 HALF = 0.5             # and under this share of their brightness stay still
@@ -152,9 +153,8 @@ class SkyMotion:
         # texture's grain they are independent and the blend restores their contrast; where
         # the sky barely moves (the horizon) they are the same picture and it must not.
         apart = self.field[r0:r1].norm(dim=-1) * self.period / 2         # (r1 - r0, W) px
-        grain = GRAIN * max(h, w)
-        self._alike = torch.exp(-(apart / grain) ** 2)                    # 1: the same, 0: independent
-        self._grain = max(1, round(grain))
+        self._alike = torch.exp(-(apart / (GRAIN * max(h, w))) ** 2)     # 1: the same, 0: independent
+        self._reach = max(1, round(LOCAL * max(h, w)))
         self._plate_of = self._plate = None
 
     def copies(self, t: float) -> list[tuple[float, float]]:
@@ -171,7 +171,7 @@ class SkyMotion:
         if images.shape[0] == 1 and self._plate_of is images:
             return self._plate  # the same photo every batch: fill once
         plate = fill_sky(images, self.source)
-        k = self._grain
+        k = self._reach  # the local mean: a box of 2k+1 px, computed on a grid k apart
         mean = F.interpolate(F.avg_pool2d(plate, 2 * k + 1, stride=k, padding=k, count_include_pad=False),
                              size=plate.shape[-2:], mode="bilinear", align_corners=False)
         stack = torch.cat([plate, mean, self.trust.to(plate.dtype).expand(plate.shape[0], 1, -1, -1)], 1)
@@ -207,10 +207,14 @@ class SkyMotion:
         w = torch.cat([w * trust[:, :2], torch.full_like(trust[:, 2:], STILL)], 1)
         w = w / w.sum(1, keepdim=True)                                        # (B, 3, 1, rows, W)
         local = (w * mean).sum(1)
-        # Variance-preserving blend: detail around the local mean, divided by the standard
-        # deviation a blend of independent copies keeps (1 for alike copies or one copy).
-        keeps = ((w * w).sum(1) + (1 - (w * w).sum(1)) * self._alike).sqrt()  # (B, 1, rows, W)
-        sky = local + (w * (plate - mean)).sum(1) / keeps
+        # Variance-preserving blend: the moving copies' detail around the local mean is
+        # scaled so that it keeps the standard deviation of one copy of their joint weight m,
+        # which two independent copies w0 + w1 = m do not (sqrt(w0^2 + w1^2) < m).
+        w0, w1 = w[:, 0], w[:, 1]
+        m = w0 + w1
+        spread = (w0 * w0 + w1 * w1 + 2 * w0 * w1 * self._alike).sqrt()   # (B, 1, rows, W)
+        detail = plate - mean
+        sky = local + (w0 * detail[:, 0] + w1 * detail[:, 1]) * (m / spread.clamp(min=1e-6)) + w[:, 2] * detail[:, 2]
         # Swap the still sky for the moving one by the matte: at a border pixel, which is
         # alpha sky + (1 - alpha) tree, only the sky's share changes (a plain blend of the
         # image and the moving sky would paint the tree's share over with sky: bright rims).
