@@ -58,13 +58,25 @@ def plan_sky(photo: torch.Tensor, img_labels: torch.Tensor, sky_id: int | None,
     side = max(h, w) * motion_scale
     alpha = labels_alpha(labels, sky) * (1 - thin_objects(photo))  # wires and birds stay put
     field = photo_field(flow, alpha, side)  # (H, W, 2) photo pixels per reference frame
-    fastest = float(field[alpha > 0.5].norm(dim=-1).max()) / max(h, w)  # long sides per frame
+    fastest = float(field.norm(dim=-1).amax()) / max(h, w)  # long sides per frame
     travel = (clock[1] - clock[0]) * len(clock) if loop and len(clock) > 1 else None  # the loop's whole clock
     period = loop_period(fastest, travel)
     per_frame = flow.speed * side * (abs(clock[1] - clock[0]) if len(clock) > 1 else 1.0)
     return SkyPlan(labels, SkyMotion(alpha, field, period),
                    f"{border}, clouds moving {per_frame:.2f} px/frame towards {flow.degrees:.0f}° "
-                   f"(from {flow.pairs} reference frame pairs)")
+                   f"(from {flow.pairs} reference frame pairs; directions within ±{spread_degrees(field, alpha > 0.5):.0f}° "
+                   f"across the sky)")
+
+
+def spread_degrees(field: torch.Tensor, sky: torch.Tensor) -> float:
+    """How far the field's (H, W, 2) direction strays across the sky (H, W) bool from its
+    mean direction, in degrees: 0 for one drift, large for clouds that turn or converge."""
+    vectors = field[sky] if sky.any() else field.reshape(-1, 2)
+    mean = vectors.mean(0)
+    if float(mean.norm()) == 0:
+        return 180.0
+    cos = (vectors @ mean) / (vectors.norm(dim=-1) * mean.norm()).clamp(min=1e-12)
+    return float(torch.rad2deg(torch.arccos(cos.clamp(-1, 1))).max())
 
 
 def check_options(matte: str, motion: str, motion_scale: float) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PERIOD_SHIFT = 0.08    # a period moves the fastest sky this share of the long side (ghosting vs. resets)
+PERIOD_SHIFT = 0.2     # a period moves the fastest sky this share of the long side (ghosting vs. resets)
 MIN_PERIOD, MAX_PERIOD = 8, 240  # clock units (reference frames)
 CLEAR = 3              # pixels between the sky's border and the colours that fill under it
 RAMP = 0.25            # share of the height over which the speed rises from the horizon
