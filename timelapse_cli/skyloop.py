@@ -196,25 +196,21 @@ class SkyMotion:
         # map is 0 along the frame's edge) and the other copy, or the still sky, takes its place.
         sampled = F.grid_sample(source, torch.stack(grids), mode="bilinear", padding_mode="border",
                                 align_corners=False).view(b, 2, 7, r1 - r0, -1)
-        # A third candidate, the still sky, weighs STILL: it shows only where neither copy's
-        # source is sky (a corner where clouds enter along one border and leave by the other,
-        # deep behind a tower).
-        still = stack[:, None, :, r0:r1].expand(b, -1, -1, -1, -1)
-        sampled = torch.cat([sampled, still], 1)                              # (B, 3, 7, rows, W)
         plate, mean, trust = sampled[:, :, :3], sampled[:, :, 3:6], sampled[:, :, 6:]
-        w = torch.tensor(weights, dtype=images.dtype, device=images.device).view(b, 2, 1, 1, 1)
-        # A copy counts by its time weight and by how surely its source is sky.
-        w = torch.cat([w * trust[:, :2], torch.full_like(trust[:, 2:], STILL)], 1)
-        w = w / w.sum(1, keepdim=True)                                        # (B, 3, 1, rows, W)
-        local = (w * mean).sum(1)
-        # Variance-preserving blend: the moving copies' detail around the local mean is
-        # scaled so that it keeps the standard deviation of one copy of their joint weight m,
-        # which two independent copies w0 + w1 = m do not (sqrt(w0^2 + w1^2) < m).
-        w0, w1 = w[:, 0], w[:, 1]
+        # A copy counts by its time weight and by how surely its source is sky. A third
+        # candidate, the still sky, weighs STILL: it shows only where neither copy's source
+        # is sky (a corner where clouds enter along one border and leave by the other, deep
+        # behind a tower).
+        w = torch.tensor(weights, dtype=images.dtype, device=images.device).view(b, 2, 1, 1, 1) * trust
+        total = w.sum(1) + STILL                                              # (B, 1, rows, W)
+        w0, w1 = w[:, 0] / total, w[:, 1] / total
+        # Variance-preserving blend: the moving copies' detail around their local mean is
+        # scaled by k so that it keeps the standard deviation of one copy of their joint
+        # weight m, which two independent copies w0 + w1 = m do not (sqrt(w0^2 + w1^2) < m).
         m = w0 + w1
-        spread = (w0 * w0 + w1 * w1 + 2 * w0 * w1 * self._alike).sqrt()   # (B, 1, rows, W)
-        detail = plate - mean
-        sky = local + (w0 * detail[:, 0] + w1 * detail[:, 1]) * (m / spread.clamp(min=1e-6)) + w[:, 2] * detail[:, 2]
+        k = m / (w0 * w0 + w1 * w1 + 2 * w0 * w1 * self._alike).sqrt().clamp(min=1e-6)
+        sky = (STILL / total) * stack[:, :3, r0:r1] \
+            + w0 * (k * plate[:, 0] + (1 - k) * mean[:, 0]) + w1 * (k * plate[:, 1] + (1 - k) * mean[:, 1])
         # Swap the still sky for the moving one by the matte: at a border pixel, which is
         # alpha sky + (1 - alpha) tree, only the sky's share changes (a plain blend of the
         # image and the moving sky would paint the tree's share over with sky: bright rims).
