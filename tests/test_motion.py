@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_data
-from timelapse_cli.motion import fit_affine, reference_sky_flow
+from timelapse_cli.motion import GRID, SkyFlow, cell_means, reference_sky_flow
 
 H, W = 64, 64
 
@@ -92,16 +92,30 @@ def test_converging_clouds_move_though_their_mean_is_nil():
     assert flow.at(np.float64(0.6), np.float64(0))[0] * W < -0.5
 
 
-def test_affine_fit_ignores_a_small_wrong_patch():
-    """Huber weights: a tenth of the samples pointing elsewhere (a mislabelled tower) barely
-    moves the fit of a sheared field."""
+def test_two_cloud_layers_side_by_side_keep_their_own_directions():
+    """Left half drifts left slowly, right half right fast (two layers, a step between them):
+    each half of the field keeps its own direction, which one affine field could not."""
+    a, b = drifting(12, (-1.0, 0.0)), drifting(12, (2.5, 0.0))
+    frames = [np.concatenate([x[:, :W // 2], y[:, W // 2:]], 1) for x, y in zip(a, b)]
+    flow = reference_sky_flow(frames, ALL_SKY)
+    assert flow is not None
+    assert flow.at(np.float64(-0.6), np.float64(0))[0] * W < -0.5
+    assert flow.at(np.float64(0.6), np.float64(0))[0] * W > 1.5
+
+
+def test_cells_without_sky_take_their_neighbours_motion_and_the_field_is_bilinear():
     rng = np.random.default_rng(0)
-    u, v = rng.uniform(-1, 1, 2000), rng.uniform(-1, 1, 2000)
-    flow = np.stack([1.0 + 0.5 * v, 0.2 - 0.3 * u], 1)
-    flow[:200] = [-3.0, 2.0]
-    (a0, a1, a2), (b0, b1, b2) = fit_affine(u, v, flow, np.ones(2000))
-    assert a0 == pytest.approx(1.0, abs=0.15) and a2 == pytest.approx(0.5, abs=0.15)
-    assert b0 == pytest.approx(0.2, abs=0.15) and b1 == pytest.approx(-0.3, abs=0.15)
+    u, v = rng.uniform(-1, 0, 4000), rng.uniform(-1, 1, 4000)        # only the left half has sky
+    flow = np.stack([np.where(u < -0.5, 1.0, 3.0), np.zeros_like(u)], 1)
+    grid = cell_means(u, v, flow, np.ones_like(u), mean=(2.0, 0.0))
+    assert grid.shape == (2, GRID, GRID)
+    assert np.allclose(grid[0, :, 0], 1.0) and np.allclose(grid[0, :, 1], 3.0)
+    assert np.allclose(grid[0, :, 2:], 3.0)                           # no sky there: the nearest sky's
+    assert np.allclose(cell_means(u[:0], v[:0], flow[:0], u[:0], mean=(2.0, 0.5))[1], 0.5)  # no sky at all
+    field = SkyFlow(grid, 2.0, 0.0, 10)
+    halfway = field.at(np.float64(-0.5), np.float64(0.0))[0]          # between the first two centres
+    assert halfway == pytest.approx(2.0)
+    assert field.at(np.float64(-1.0), np.float64(-1.0))[0] == pytest.approx(1.0)  # beyond: the outer cell
 
 
 # ---------------------------------------------------------------- real references

@@ -100,8 +100,9 @@ def test_a_turning_field_moves_each_part_of_the_sky_its_own_way():
     """Acceptance 3 on a small case: a field whose top goes right and whose bottom goes down
     moves the photo's sky that way, region by region, within 35 degrees."""
     photo, alpha = sky_photo()
-    # Top of the sky box (v = -1) goes right, its bottom (v = +1) goes down; long sides per frame.
-    flow = SkyFlow(((0.01, 0.0, -0.01), (0.01, 0.0, 0.01)), 0.01, 0.01, 10)
+    # The top row of cells goes right, the bottom row down, turning in between (long sides per frame).
+    down = np.linspace(0, 0.02, 4)[:, None].repeat(4, 1)              # (rows, columns)
+    flow = SkyFlow(np.stack([0.02 - down, down]), 0.01, 0.01, 10)
     field = photo_field(flow, alpha, float(W))
     motion = SkyMotion(alpha, field, period=24)
     frames = motion.move(photo, [float(t) for t in range(12)])

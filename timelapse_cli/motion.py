@@ -10,14 +10,17 @@ reference's own resolution) between consecutive reference frames, in the referen
 2. Each counted pair gives a velocity: the mean flow over the sky, each pixel weighted by
    its detail (smooth patches say little, but soft clouds still count).
 3. Temporal consistency over the clip: real clouds drift alike from pair to pair; a webcam
-   sampled every half hour gives velocities that scatter. The pairs that agree with the
-   median velocity (within AGREE of its length) must be at least MIN_SHARE of the counted
-   ones, else the sky is "still". A field whose RMS speed over the sky is under MIN_SPEED,
+   sampled every half hour gives flows that scatter. The pairs whose mean velocity agrees
+   with the clip's median velocity, or whose field (below) agrees with the clip's median
+   field (within AGREE of its size), must be at least MIN_SHARE of the counted ones, else
+   the sky is "still". A field whose RMS speed over the sky is under MIN_SPEED,
    or over MAX_SPEED (frames far apart whose flow happened to agree), is no cloud motion
    either.
-4. The field: an affine function of the position within the sky's bounding box, fitted by
-   robust (Huber) least squares to the flow of the agreeing pairs. Six numbers capture
-   clouds that speed up towards the zenith (perspective), converge, diverge or turn.
+4. The field: the agreeing pairs' flow averaged (detail-weighted) in a coarse GRID x GRID
+   grid of cells over the sky's bounding box, read between cell centres bilinearly. It
+   follows clouds that speed up towards the zenith (perspective), converge, diverge, turn,
+   or move in two layers at different speeds; a cell with little sky takes the motion of
+   the sky cells nearest to it.
 
 Units: long sides of the reference frame per reference frame, so the field scales to any
 photo; positions u, v in [-1, 1] across the sky's bounding box (0 = its centre).
@@ -37,9 +40,9 @@ JUMP = 0.1             # relative change of the sky's mean brightness between fr
 TEXTURE = 1.0          # local detail (RMS gray levels) at which a pixel fully counts
 MIN_TEXTURED = 0.1     # share of the sky that must have it (a clear sky has none)
 FLOOR = 0.05           # weight of a pixel with no detail at all
-AGREE = 0.5            # a pair agrees with the clip when its velocity is this close (share of the median's length)
+AGREE = 0.5            # a pair agrees with the clip when its velocity or field is this close (share of the median's size)
 AGREE_FLOOR = 0.002    # ... or this close (long sides per frame), for slow skies
-MIN_PAIRS = 3          # agreeing pairs needed to trust a field
+MIN_PAIRS = 4          # agreeing pairs needed to trust a field
 MIN_SHARE = 0.5        # and this share of the counted pairs
 # 0.5 px per frame at 128 px: slower drifts are as large as what the light's changes and
 # compression make of the flow in a still sky (measured on the 48 sky clips).
@@ -47,15 +50,16 @@ MIN_SPEED = 0.004
 # Faster is not clouds drifting between consecutive frames but frames far apart (a webcam
 # every half hour) whose flow happened to match: moving the sky by it smears it.
 MAX_SPEED = 0.05
-STRIDE = 3             # pixels between the flow samples the field is fitted to
-HUBER = 1.5            # robust fit: residuals beyond this many (robust) deviations weigh less
+STRIDE = 3             # pixels between the flow samples the field is made of
+GRID = 4               # cells per side of the field's grid: smooth, yet a sky's halves can differ
+ENOUGH = 0.2           # a cell with under this share of a typical sky cell's weight borrows from its neighbours
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SkyFlow:
-    """The reference's cloud motion: (2, 3) affine coefficients, flow (dx, dy) at box
-    position (u, v) = coeffs @ (1, u, v); and the clip's velocity (dx, dy)."""
-    coeffs: tuple[tuple[float, float, float], tuple[float, float, float]]
+    """The reference's cloud motion: `grid` (2, G, G) holds the flow (dx, dy) at the centres
+    of G x G cells over the sky's bounding box (row = v, column = u); and the clip's velocity."""
+    grid: np.ndarray
     dx: float    # long sides per reference frame, + = rightwards (the agreeing pairs' mean)
     dy: float    # + = downwards
     pairs: int   # frame pairs it was measured on
@@ -69,10 +73,18 @@ class SkyFlow:
         """Direction in image coordinates: 0 = rightwards, 90 = downwards."""
         return math.degrees(math.atan2(self.dy, self.dx))
 
-    def at(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The field at box positions u, v (any shape, -1..1): (dx, dy) of that shape."""
-        (a0, a1, a2), (b0, b1, b2) = self.coeffs
-        return a0 + a1 * u + a2 * v, b0 + b1 * u + b2 * v
+    def at(self, u, v) -> tuple[np.ndarray, np.ndarray]:
+        """The field at box positions u, v (arrays of one shape, -1..1): (dx, dy) of that
+        shape, bilinear between cell centres, constant beyond the outer ones."""
+        g = self.grid.shape[-1]
+        x = np.clip((np.asarray(u, float) + 1) / 2 * g - 0.5, 0, g - 1)
+        y = np.clip((np.asarray(v, float) + 1) / 2 * g - 0.5, 0, g - 1)
+        x0, y0 = np.minimum(x.astype(int), g - 2), np.minimum(y.astype(int), g - 2)
+        fx, fy = x - x0, y - y0
+        c = self.grid
+        out = (c[:, y0, x0] * (1 - fx) * (1 - fy) + c[:, y0, x0 + 1] * fx * (1 - fy)
+               + c[:, y0 + 1, x0] * (1 - fx) * fy + c[:, y0 + 1, x0 + 1] * fx * fy)
+        return out[0], out[1]
 
 
 def sky_box(sky: np.ndarray) -> tuple[float, float, float, float]:
@@ -130,8 +142,16 @@ def reference_sky_flow(frames: Iterable[np.ndarray], sky: np.ndarray) -> SkyFlow
     if not velocities:
         return None
     velocities = np.array(velocities)                       # (pairs, 2)
-    median = np.median(velocities, axis=0)
-    agree = np.linalg.norm(velocities - median, axis=1) <= max(AGREE * np.linalg.norm(median), AGREE_FLOOR)
+    # A pair agrees with the clip if its mean velocity is near the clip's median velocity,
+    # or its whole field near the clip's median field (RMS over the cells): clouds that
+    # diverge from a still middle have a mean velocity of about nothing that scatters, but
+    # a field that holds. Each tolerance is AGREE of the median's size (or AGREE_FLOOR).
+    middle = np.median(velocities, axis=0)
+    near = np.linalg.norm(velocities - middle, axis=1) <= max(AGREE * np.linalg.norm(middle), AGREE_FLOOR)
+    fields = np.stack([cell_means(u, v, f, w, mean) for (f, w), mean in zip(samples, velocities)])  # (pairs, 2, G, G)
+    median = np.median(fields, axis=0)
+    apart = np.sqrt(((fields - median) ** 2).sum(1).mean((1, 2)))                                # (pairs,)
+    agree = near | (apart <= max(AGREE * np.sqrt((median ** 2).sum(0).mean()), AGREE_FLOOR))
     # A few lucky pairs among many scattered ones (a webcam sampled hourly) are noise.
     if agree.sum() < max(MIN_PAIRS, MIN_SHARE * tracked):
         return None
@@ -139,8 +159,8 @@ def reference_sky_flow(frames: Iterable[np.ndarray], sky: np.ndarray) -> SkyFlow
     flows = np.concatenate([s[0] for s, ok in zip(samples, agree) if ok])       # (n, 2)
     weights = np.concatenate([s[1] for s, ok in zip(samples, agree) if ok])     # (n,)
     n = int(agree.sum())
-    coeffs = fit_affine(np.tile(u, n), np.tile(v, n), flows, weights)
-    flow = SkyFlow(coeffs, dx, dy, n)
+    grid = cell_means(np.tile(u, n), np.tile(v, n), flows, weights, (dx, dy))
+    flow = SkyFlow(grid, dx, dy, n)
     # How fast the sky moves is the field's RMS speed over the sky, not the mean vector's
     # length: clouds that converge from both sides move, though their mean is nil.
     fx, fy = flow.at(u, v)
@@ -148,19 +168,38 @@ def reference_sky_flow(frames: Iterable[np.ndarray], sky: np.ndarray) -> SkyFlow
     return flow if MIN_SPEED <= typical <= MAX_SPEED else None
 
 
-def fit_affine(u: np.ndarray, v: np.ndarray, flow: np.ndarray, weight: np.ndarray, iterations: int = 4):
-    """Robust weighted least squares of flow (n, 2) ~ A @ (1, u, v): ((a0, a1, a2), (b0, b1, b2)).
-    Huber weights (iteratively reweighted) keep a small fast patch or a mislabelled tower
-    from bending the whole field."""
-    basis = np.stack([np.ones_like(u), u, v], 1)            # (n, 3)
-    robust = np.ones(len(u))
-    for _ in range(iterations):
-        w = weight * robust
-        coeffs = np.linalg.lstsq(basis * w[:, None] ** 0.5, flow * w[:, None] ** 0.5, rcond=None)[0]  # (3, 2)
-        residual = np.linalg.norm(flow - basis @ coeffs, axis=1)
-        scale = HUBER * max(np.median(residual) * 1.4826, 1e-6)
-        robust = np.minimum(1.0, scale / np.maximum(residual, 1e-12))
-    return tuple(tuple(float(c) for c in coeffs[:, i]) for i in range(2))
+def cell_means(u: np.ndarray, v: np.ndarray, flow: np.ndarray, weight: np.ndarray,
+               mean: tuple[float, float]) -> np.ndarray:
+    """(2, GRID, GRID): the weighted mean of flow (n, 2) at box positions u, v (n,) in each
+    cell. A cell with under ENOUGH of a typical sky cell's weight (sky hidden behind a
+    mountain, or none in that corner of the box) takes the mean of its neighbours that
+    have one, the nearest first: the motion of the sky beside it, not of the whole sky.
+    `mean` only if there is no sky at all."""
+    cells = (np.clip(((v + 1) / 2 * GRID).astype(int), 0, GRID - 1) * GRID
+             + np.clip(((u + 1) / 2 * GRID).astype(int), 0, GRID - 1))
+    total = np.bincount(cells, weight, GRID * GRID).reshape(GRID, GRID)
+    sums = np.stack([np.bincount(cells, weight * flow[:, i], GRID * GRID) for i in range(2)]).reshape(2, GRID, GRID)
+    known = total >= ENOUGH * np.median(total[total > 0]) if (total > 0).any() else np.zeros_like(total, bool)
+    if not known.any():
+        return np.broadcast_to(np.asarray(mean, float)[:, None, None], (2, GRID, GRID)).copy()
+    grid = sums / np.maximum(total, 1e-12)
+    while not known.all():
+        # Grow the known cells by one step: an unknown cell beside known ones takes their
+        # weighted mean (weights: their sky), then counts as known with that weight.
+        pad = lambda a: np.pad(a, [(0, 0)] * (a.ndim - 2) + [(1, 1), (1, 1)])  # noqa: E731
+        w = pad(np.where(known, total, 0.0))
+        wf = pad(np.where(known, grid * total, 0.0))
+        near = sum(w[1 + dy:1 + dy + GRID, 1 + dx:1 + dx + GRID] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+        near_f = sum(wf[:, 1 + dy:1 + dy + GRID, 1 + dx:1 + dx + GRID] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+        grow = ~known & (near > 0)
+        if not grow.any():  # only diagonal neighbours: let them count too
+            grow = ~known
+            near = np.maximum(near, 1e-12)
+            near_f = np.where(near_f == 0, np.asarray(mean, float)[:, None, None] * near, near_f)
+        grid = np.where(grow, near_f / np.maximum(near, 1e-12), grid)
+        total = np.where(grow, near / 4, total)
+        known = known | grow
+    return grid
 
 
 def mean_flow(frames: list[np.ndarray], mask: np.ndarray) -> tuple[tuple[float, float], float]:

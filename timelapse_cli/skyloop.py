@@ -222,10 +222,11 @@ class SkyMotion:
 
 
 def photo_field(flow, alpha: torch.Tensor, side: float) -> torch.Tensor:
-    """The reference's field (a motion.SkyFlow, long sides per reference frame, over the
-    reference sky's bounding box) laid over the photo's sky by position in the photo sky's
-    bounding box: (H, W, 2) photo pixels per reference frame; `side` = the photo's long side
-    times the motion scale. The top of the reference's sky drives the top of the photo's."""
+    """The reference's field (a motion.SkyFlow: a grid of (dx, dy) in long sides per
+    reference frame over the reference sky's bounding box) laid over the photo's sky by
+    position in the photo sky's bounding box: (H, W, 2) photo pixels per reference frame;
+    `side` = the photo's long side times the motion scale. The top of the reference's sky
+    drives the top of the photo's, its left the photo's left."""
     h, w = alpha.shape
     sky = alpha > 0.5
     ys, xs = torch.nonzero(sky if sky.any() else torch.ones_like(sky), as_tuple=True)
@@ -233,9 +234,11 @@ def photo_field(flow, alpha: torch.Tensor, side: float) -> torch.Tensor:
     y0, y1 = float(ys.min()), float(ys.max() + 1)
     x = torch.arange(w, dtype=alpha.dtype, device=alpha.device)
     y = torch.arange(h, dtype=alpha.dtype, device=alpha.device)
-    u = ((x + 0.5 - x0) / max(x1 - x0, 1.0) * 2 - 1).clamp(-1, 1)[None, :]    # (1, W)
-    v = ((y + 0.5 - y0) / max(y1 - y0, 1.0) * 2 - 1).clamp(-1, 1)[:, None]    # (H, 1)
-    (a0, a1, a2), (b0, b1, b2) = flow.coeffs
-    dx = (a0 + a1 * u + a2 * v).expand(h, w)
-    dy = (b0 + b1 * u + b2 * v).expand(h, w)
-    return torch.stack([dx, dy], -1) * side
+    u = ((x + 0.5 - x0) / max(x1 - x0, 1.0) * 2 - 1)[None, :].expand(h, w)    # (H, W) box position
+    v = ((y + 0.5 - y0) / max(y1 - y0, 1.0) * 2 - 1)[:, None].expand(h, w)
+    grid = torch.as_tensor(flow.grid, dtype=alpha.dtype, device=alpha.device)[None]  # (1, 2, G, G)
+    # grid_sample's -1 and 1 are the outer cells' outer edges, as in the box: bilinear
+    # between cell centres, the outer cells' values beyond them ("border").
+    field = F.grid_sample(grid, torch.stack([u, v], -1)[None], mode="bilinear", padding_mode="border",
+                          align_corners=False)                                # (1, 2, H, W)
+    return field[0].permute(1, 2, 0) * side
