@@ -19,7 +19,8 @@ from timelapse_cli import retime
 from timelapse_cli.animate import AnimateOptions, Animator
 from timelapse_cli.labels import encode_groups_rgb
 from timelapse_cli.metrics import e_tmp
-from timelapse_cli.motion import SkyMotion, fill_sky, loop_period, mean_flow, reference_sky_velocity
+from timelapse_cli.motion import mean_flow, reference_sky_flow
+from timelapse_cli.skyloop import SkyMotion, fill_sky, loop_period
 from timelapse_cli.video import FrameReader
 
 SKY, GROUND = 5, 2
@@ -81,6 +82,11 @@ def run(scene: dict, out: Path, method: str = "reinhard-class", weights=None, **
     return result, frames
 
 
+def uniform(h: int, w: int, step: tuple[float, float]) -> torch.Tensor:
+    """(h, w, 2) field: every pixel moves by step."""
+    return torch.tensor(step, dtype=torch.float32).expand(h, w, 2)
+
+
 def angle(v) -> float:
     return math.degrees(math.atan2(v[1], v[0]))
 
@@ -90,7 +96,7 @@ def angle(v) -> float:
 
 def test_velocity_of_a_drifting_sky():
     frames = sky_frames(10, 48, 64, 24, (1.5, -0.5))
-    v = reference_sky_velocity(frames, group_map(48, 64, 24) == SKY)
+    v = reference_sky_flow(frames, group_map(48, 64, 24) == SKY)
     assert v is not None and v.pairs >= 8
     assert abs(v.dx * 64 - 1.5) < 0.2 and abs(v.dy * 64 + 0.5) < 0.2
 
@@ -99,7 +105,7 @@ def test_velocity_of_a_drifting_sky():
 def test_no_velocity_when_nothing_can_be_tracked(case):
     frames = sky_frames(10, 48, 64, 24, (0.0, 0.0) if case == "still" else (1.5, 0.0), dark=case == "night")
     sky = group_map(48, 64, None if case == "no-sky" else 24) == SKY
-    assert reference_sky_velocity(frames, sky) is None
+    assert reference_sky_flow(frames, sky) is None
 
 
 def test_a_jump_faster_than_clouds_drift_is_no_motion(monkeypatch):
@@ -108,9 +114,9 @@ def test_a_jump_faster_than_clouds_drift_is_no_motion(monkeypatch):
     frames = sky_frames(10, 48, 64, 24, (4.5, 0.0))            # 0.07 of the width per frame
     sky = group_map(48, 64, 24) == SKY
     monkeypatch.setattr(motion, "MAX_SPEED", 1.0)
-    assert reference_sky_velocity(frames, sky) is not None     # the flow follows it ...
+    assert reference_sky_flow(frames, sky) is not None     # the flow follows it ...
     monkeypatch.setattr(motion, "MAX_SPEED", 0.05)
-    assert reference_sky_velocity(frames, sky) is None         # ... but it is too fast for clouds
+    assert reference_sky_flow(frames, sky) is None         # ... but it is too fast for clouds
 
 
 # ---------------------------------------------------------------- moving the photo's sky
@@ -120,7 +126,7 @@ def test_sky_motion_keeps_the_ground_and_loops():
     alpha = torch.zeros(32, 40)
     alpha[:16] = 1
     photo = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
-    motion = SkyMotion(alpha, (1.0, 0.5), period=8)
+    motion = SkyMotion(alpha, uniform(32, 40, (1.0, 0.5)), period=8)
     moved = motion.move(photo, [0.0, 3.0, 8.0])
     assert torch.equal(moved[:, :, 16:], photo.expand(3, -1, -1, -1)[:, :, 16:])  # ground untouched
     assert not torch.allclose(moved[0, :, :16], moved[1, :, :16])                  # the sky moves
@@ -242,5 +248,5 @@ def test_loop_ends_where_it_starts(tmp_path):
 
 def test_sky_motion_with_nothing_to_move_returns_the_images():
     photo = torch.rand(1, 3, 8, 8)
-    moved = SkyMotion(torch.zeros(8, 8), (1.0, 0.0), period=8).move(photo, [0.0, 1.0])
+    moved = SkyMotion(torch.zeros(8, 8), uniform(8, 8, (1.0, 0.0)), period=8).move(photo, [0.0, 1.0])
     assert moved.shape == (2, 3, 8, 8) and torch.equal(moved[1], photo[0])

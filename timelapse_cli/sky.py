@@ -5,7 +5,8 @@ one phrase for the summary line:
   - the photo's labels get a soft sky border (matte "soft", the default) so classwise
     modulation blends sky and ground at the border instead of switching;
   - if the photo has sky and the reference's sky moves (and motion is not "none"), a
-    SkyMotion moves the photo's sky with the reference's clouds, scaled to the photo.
+    SkyMotion (skyloop.py) moves the photo's sky along the reference's cloud field
+    (motion.py), laid over the photo's sky by position and scaled to the photo.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from . import images, labels
 from .errors import TimefliesError
 from .matte import soft_sky_labels
 from .model.modulation import SoftLabels
-from .motion import SkyMotion, loop_period, reference_sky_velocity, thin_objects
+from .motion import reference_sky_flow
+from .skyloop import SkyMotion, loop_period, photo_field, thin_objects
 
 MATTES = ("soft", "hard")
 MOTIONS = ("auto", "none")
@@ -49,19 +51,32 @@ def plan_sky(photo: torch.Tensor, img_labels: torch.Tensor, sky_id: int | None,
     if motion == "none" or motion_scale == 0:
         return SkyPlan(labels, None, f"{border}, sky still (--motion none)" if motion == "none"
                        else f"{border}, sky still (--motion-scale 0)")
-    velocity = None if ref_sky is None else reference_sky_velocity(ref_frames, ref_sky)
-    if velocity is None:
+    flow = None if ref_sky is None else reference_sky_flow(ref_frames, ref_sky)
+    if flow is None:
         return SkyPlan(labels, None, f"{border}, sky still (no cloud motion found in the reference's sky)")
     h, w = img_labels.shape
     side = max(h, w) * motion_scale
-    step = (velocity.dx * side, velocity.dy * side)  # photo pixels per reference frame
-    travel = (clock[1] - clock[0]) * len(clock) if loop and len(clock) > 1 else None  # the loop's whole clock
-    period = loop_period(velocity.speed * motion_scale, travel)
     alpha = labels_alpha(labels, sky) * (1 - thin_objects(photo))  # wires and birds stay put
-    per_frame = velocity.speed * side * (abs(clock[1] - clock[0]) if len(clock) > 1 else 1.0)
-    return SkyPlan(labels, SkyMotion(alpha, step, period),
-                   f"{border}, clouds moving {per_frame:.2f} px/frame towards {velocity.degrees:.0f}° "
-                   f"(from {velocity.pairs} reference frame pairs)")
+    field = photo_field(flow, alpha, side)  # (H, W, 2) photo pixels per reference frame
+    fastest = float(field.norm(dim=-1).amax()) / max(h, w)  # long sides per frame
+    travel = (clock[1] - clock[0]) * len(clock) if loop and len(clock) > 1 else None  # the loop's whole clock
+    period = loop_period(fastest, travel)
+    per_frame = flow.speed * side * (abs(clock[1] - clock[0]) if len(clock) > 1 else 1.0)
+    return SkyPlan(labels, SkyMotion(alpha, field, period),
+                   f"{border}, clouds moving {per_frame:.2f} px/frame towards {flow.degrees:.0f}° "
+                   f"(from {flow.pairs} reference frame pairs; directions within ±{spread_degrees(field, alpha > 0.5):.0f}° "
+                   f"across the sky)")
+
+
+def spread_degrees(field: torch.Tensor, sky: torch.Tensor) -> float:
+    """How far the field's (H, W, 2) direction strays across the sky (H, W) bool from its
+    mean direction, in degrees: 0 for one drift, large for clouds that turn or converge."""
+    vectors = field[sky] if sky.any() else field.reshape(-1, 2)
+    mean = vectors.mean(0)
+    if float(mean.norm()) == 0:
+        return 180.0
+    cos = (vectors @ mean) / (vectors.norm(dim=-1) * mean.norm()).clamp(min=1e-12)
+    return float(torch.rad2deg(torch.arccos(cos.clamp(-1, 1))).max())
 
 
 def check_options(matte: str, motion: str, motion_scale: float) -> None:
