@@ -91,10 +91,8 @@ def view_note(local) -> str:
 
 def lamps_note(cache) -> str:
     """The summary's words on the night's lamps (model/night.py) of a prepared photo."""
-    if cache.sites is None or cache.night_share is None:
+    if cache.sites is None or not cache.night_share:  # a reference without lit nights: nothing to say
         return ""
-    if cache.night_share == 0:
-        return "no lamps (the reference's darkest frame has none lit)"
     on = min(len(cache.sites.index), round(cache.night_share * cache.sites.cells))
     return (f"at full night {on} lamps ({cache.night_share:.0%} of the light cells, as in the reference's "
             f"darkest frame)")
