@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from timelapse_cli.motion import SkyFlow, mean_flow
-from timelapse_cli.skyloop import SkyMotion, photo_field
+from timelapse_cli.sky import photo_field
+from timelapse_cli.skyloop import SkyMotion
 
 H, W, HORIZON = 96, 128, 64
 

@@ -20,8 +20,8 @@ from . import images, labels
 from .errors import TimefliesError
 from .matte import soft_sky_labels
 from .model.modulation import SoftLabels
-from .motion import reference_sky_flow
-from .skyloop import SkyMotion, loop_period, photo_field, thin_objects
+from .motion import SkyFlow, box_position, reference_sky_flow, sky_box
+from .skyloop import SkyMotion, loop_period, thin_objects
 
 MATTES = ("soft", "hard")
 MOTIONS = ("auto", "none")
@@ -87,6 +87,19 @@ def check_options(matte: str, motion: str, motion_scale: float) -> None:
         raise TimefliesError(f"unknown --motion '{motion}'; use {' or '.join(MOTIONS)}")
     if not motion_scale >= 0:
         raise TimefliesError(f"--motion-scale must be 0 or more, got {motion_scale}")
+
+
+def photo_field(flow: SkyFlow, alpha: torch.Tensor, side: float) -> torch.Tensor:
+    """The reference's field laid over the photo's sky by position in the photo sky's
+    bounding box, as motion lays it over the reference's (sky_box, box_position, SkyFlow.at):
+    (H, W, 2) photo pixels per reference frame; `side` = the photo's long side times the
+    motion scale. The top of the reference's sky drives the top of the photo's, its left
+    the photo's left. Once per photo."""
+    h, w = alpha.shape
+    sky = (alpha > 0.5).cpu().numpy()
+    u, v = box_position(np.arange(w)[None, :], np.arange(h)[:, None], sky_box(sky if sky.any() else ~sky))
+    dx, dy = flow.at(*np.broadcast_arrays(u, v))
+    return torch.from_numpy(np.stack([dx, dy], -1)).to(alpha) * side
 
 
 def labels_alpha(labels: torch.Tensor | SoftLabels, sky: torch.Tensor) -> torch.Tensor:

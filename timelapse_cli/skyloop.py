@@ -219,26 +219,3 @@ class SkyMotion:
         out = images.expand(b, -1, -1, -1).clone()
         out[:, :, r0:r1] += self.weight[r0:r1].to(images.dtype) * (sky - stack[:, :3, r0:r1])
         return out.clamp_(0, 1)
-
-
-def photo_field(flow, alpha: torch.Tensor, side: float) -> torch.Tensor:
-    """The reference's field (a motion.SkyFlow: a grid of (dx, dy) in long sides per
-    reference frame over the reference sky's bounding box) laid over the photo's sky by
-    position in the photo sky's bounding box: (H, W, 2) photo pixels per reference frame;
-    `side` = the photo's long side times the motion scale. The top of the reference's sky
-    drives the top of the photo's, its left the photo's left."""
-    h, w = alpha.shape
-    sky = alpha > 0.5
-    ys, xs = torch.nonzero(sky if sky.any() else torch.ones_like(sky), as_tuple=True)
-    x0, x1 = float(xs.min()), float(xs.max() + 1)
-    y0, y1 = float(ys.min()), float(ys.max() + 1)
-    x = torch.arange(w, dtype=alpha.dtype, device=alpha.device)
-    y = torch.arange(h, dtype=alpha.dtype, device=alpha.device)
-    u = ((x + 0.5 - x0) / max(x1 - x0, 1.0) * 2 - 1)[None, :].expand(h, w)    # (H, W) box position
-    v = ((y + 0.5 - y0) / max(y1 - y0, 1.0) * 2 - 1)[:, None].expand(h, w)
-    grid = torch.as_tensor(flow.grid, dtype=alpha.dtype, device=alpha.device)[None]  # (1, 2, G, G)
-    # grid_sample's -1 and 1 are the outer cells' outer edges, as in the box: bilinear
-    # between cell centres, the outer cells' values beyond them ("border").
-    field = F.grid_sample(grid, torch.stack([u, v], -1)[None], mode="bilinear", padding_mode="border",
-                          align_corners=False)                                # (1, 2, H, W)
-    return field[0].permute(1, 2, 0) * side

@@ -432,6 +432,9 @@ def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | Non
     return linear_to_srgb(unlit + lamps * gain)
 
 
+SPILL_SLACK = 0.03  # glow that lights up to 3% more cells than asked is left as it is
+
+
 def light_up(rgb: torch.Tensor, sites: LightSites, surface: torch.Tensor, ground: torch.Tensor,
              light: NightLight, already: torch.Tensor | None = None) -> torch.Tensor:
     """add_light of the lamps at `sites` that `light.share` turns on, with as many lit cells
@@ -442,7 +445,7 @@ def light_up(rgb: torch.Tensor, sites: LightSites, surface: torch.Tensor, ground
     before = torch.zeros_like(light.share) if already is None else already
     made = (lit_share(out, ground) - before).clamp(min=1e-6)
     ratio = (light.share / made).clamp(max=1)
-    if not bool((ratio < 0.97).any()):
+    if not bool((ratio < 1 - SPILL_SLACK).any()):
         return out
     fewer = replace(light, share=light.share * ratio)
     return add_light(rgb, render_lights(sites, fewer), surface, ground, fewer)
