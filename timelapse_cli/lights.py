@@ -8,8 +8,10 @@ brighter than the day's median frame scaled to the night's exposure by EMISSION,
 by the night measure itself (luminance > max(0.15, 4 x median)). The first catches the
 lamps of auto-exposed webcams, whose nights are nearly as bright as their days.
 
-Only the light head learns (binary cross-entropy on the cells); E_GI and everything else
-stay fixed, so the rest of the generator's output does not change.
+Only the light head learns (binary cross-entropy on the ground's cells, each camera's own
+rate of lit cells given, so that the head learns where in a photo lights are rather than
+how many a city has); everything else stays fixed, so the rest of the generator's output
+does not change.
 """
 from __future__ import annotations
 
@@ -85,8 +87,8 @@ def load_camera(seq: data.Sequence, long_side: int, segmenter) -> Camera | None:
 @dataclass
 class LightTrainOptions:
     steps: int = 300      # chosen on the validation cameras (weights/README.md)
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
+    lr: float = 0.05
+    weight_decay: float = 0.0
     size: int = 256       # long side of the photos
     seed: int = 0
 
@@ -146,21 +148,21 @@ def _fit(model: Generator, cameras: list[Camera], opts: LightTrainOptions, on_st
     head = model.light_head
     opt = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     rng = np.random.default_rng(opts.seed)
-    feats = [_features(model, cam) for cam in cameras]  # E_GI is fixed: once per day frame
+    cues = [_cues(cam) for cam in cameras]  # the photos are fixed: once per day frame
     losses = []
     for step in range(opts.steps):
         total = 0.0
         opt.zero_grad()
-        for cam, (relu3, cues) in zip(cameras, feats):
+        for cam, c in zip(cameras, cues):
             i = int(rng.integers(len(cam.days)))
-            x, c, t = relu3[i:i + 1], cues[i:i + 1], cam.target
+            c, t, ground = c[i:i + 1], cam.target, _ground_cells(cam)
             if rng.random() < 0.5:
-                x, c, t = x.flip(-1), c.flip(-1), t.flip(-1)
-            logits = head(x, c)
-            logits = F.adaptive_avg_pool2d(logits, t.shape[-2:])
-            loss = F.binary_cross_entropy_with_logits(logits, t) / len(cameras)
-            loss.backward()
-            total += loss.item()
+                c, t, ground = c.flip(-1), t.flip(-1), ground.flip(-1)
+            logits = F.adaptive_avg_pool2d(head(c), t.shape[-2:])
+            rate = t[ground].mean().clamp(1e-3, 1 - 1e-3)          # this camera's share of lit cells
+            loss = F.binary_cross_entropy_with_logits(logits[ground] + torch.logit(rate), t[ground])
+            (loss / len(cameras)).backward()
+            total += loss.item() / len(cameras)
         opt.step()
         losses.append(total)
         if on_step:
@@ -169,11 +171,12 @@ def _fit(model: Generator, cameras: list[Camera], opts: LightTrainOptions, on_st
     return losses
 
 
-def _features(model: Generator, cam: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """E_GI relu3_1 and the light cues of each day frame: (D, C3, h/4, w/4), (D, CUES, h/4, w/4)."""
-    with torch.no_grad():
-        _, _, _, relus = model.image_encoder(cam.days)
-        relu3 = relus[2]
-        cues = light_cues(rgb_to_lab(cam.days), cam.sky.expand(len(cam.days), -1, -1, -1),
-                          tuple(relu3.shape[-2:]))
-    return relu3, cues
+def _ground_cells(cam: Camera) -> torch.Tensor:
+    """(1, 1, gh, gw) bool: the light cells outside the camera's sky."""
+    return F.adaptive_avg_pool2d(cam.sky, cam.target.shape[-2:]) < 0.5
+
+
+def _cues(cam: Camera) -> torch.Tensor:
+    """The light cues of each day frame, (D, CUES, h/4, w/4), as Generator.light_logits reads them."""
+    h, w = cam.days.shape[-2:]
+    return light_cues(rgb_to_lab(cam.days), cam.sky.expand(len(cam.days), -1, -1, -1), (h // 4, w // 4))

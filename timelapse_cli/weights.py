@@ -24,7 +24,7 @@ SUMS_FILE = "SHA256SUMS"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_SHA256 = {
     CONFIG_FILE: "ca9f748adb97104e3d599b7b315aab030b1611425cfe3dca7253a98e74a576e2",
-    WEIGHTS_FILE: "acca543dfbf01c62f9daf9a16f2a331c744bb327572dba04339e120a065b722c",
+    WEIGHTS_FILE: "9a79402aa61ba103fa69c3dbb7d877e0e13cbf5fb902d1d2a52d24516fc38198",
 }
 
 # torchvision's vgg19 `features.N` index of each conv we use.

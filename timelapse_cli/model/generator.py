@@ -54,7 +54,7 @@ class Generator(nn.Module):
         self.decoder = Decoder(self.config)
         self.night = self.config.night and self.config.output == "affine" and self.config.affine_base == "transfer"
         if self.night:
-            self.light_head = LightHead(self.config.channels(3))
+            self.light_head = LightHead()
 
     def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int,
                      sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None,
@@ -79,25 +79,26 @@ class Generator(nn.Module):
                 cache.base = rgb_to_lab(image)
                 cache.base_stats = class_stats(cache.base, regions1, LAB_EPS)
                 if self.night:
-                    self._encode_night(cache, image[:1], relus[2], labels, sky_id, seed)
+                    self._encode_night(cache, image[:1], labels, sky_id, seed)
                     cache.night_share = night_share
                 if self.config.local and anchor is not None:
                     cache.local = local.prepare(image[:1], anchor)
         return cache
 
-    def light_logits(self, relu3_1: torch.Tensor, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
-        """The light head's logits (B, 1, H/4, W/4): where this photo's lights go."""
-        return self.light_head(relu3_1, light_cues(lab, sky, tuple(relu3_1.shape[-2:])))
+    def light_logits(self, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+        """The light head's logits (B, 1, H/4, W/4) for the photo's Lab (B, 3, H, W) and sky
+        weight (B, 1, H, W): where this photo's lights go."""
+        size = (max(1, lab.shape[-2] // 4), max(1, lab.shape[-1] // 4))
+        return self.light_head(light_cues(lab, sky, size))
 
-    def _encode_night(self, cache: ImageCache, image: torch.Tensor, relu3_1: torch.Tensor, labels,
-                      sky_id: int | None, seed: int) -> None:
+    def _encode_night(self, cache: ImageCache, image: torch.Tensor, labels, sky_id: int | None, seed: int) -> None:
         ids = labels.ids if isinstance(labels, SoftLabels) else labels
         ids = ids.to(cache.base.device)
         k = cache.num_classes
         masks = F.one_hot(torch.where(ids < 0, k, ids), k + 1).permute(2, 0, 1)[None].to(cache.base.dtype)
         sky = (ids == sky_id).to(cache.base.dtype)[None, None] if sky_id is not None else torch.zeros_like(masks[:, :1])
         cache.sky_id, cache.shade = sky_id, shading(cache.base, masks)
-        logits = self.light_logits(relu3_1[:1], cache.base[:1], sky)
+        logits = self.light_logits(cache.base[:1], sky)
         # Lamps in tree crowns and on lawns only when every other place has one.
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=greenery(cache.base[:1]))
         cache.albedo = albedo(image)
