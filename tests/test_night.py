@@ -11,7 +11,7 @@ from PIL import Image
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from timelapse_cli.model.modulation import Regions, class_stats
-from timelapse_cli.model.night import (DarkestNight, add_light, cell_size, greenery, lit_pixels, lit_share,
+from timelapse_cli.model.night import (DarkestNight, add_light, cell_size, greenery, light_cues, lit_pixels, lit_share,
                                        luminance, night_transfer, place_lights, read_night, render_lights, shading)
 
 H, W = 48, 64
@@ -100,6 +100,21 @@ def test_lights_never_go_in_the_sky_and_stay_in_place_as_more_come_on():
     on_many = lit_pixels(lamps_many.clamp(0, 1))
     assert on_few.sum() > 0 and on_many.sum() > 2 * on_few.sum()
     assert (on_many | ~on_few).all()                          # every light on at 5% is still on at 20%
+
+
+def test_light_cues_rank_edges_of_the_ground_whatever_the_photo_s_contrast():
+    photo, labels = _scene()
+    photo[:, :, 32:, ::3] = 0.1                                # a striped facade low on the right
+    sky = (labels == 1).float()[None, None]
+    lab = rgb_to_lab(photo)
+    cues = light_cues(lab, sky, (H // 4, W // 4))
+    ground = cues[:, :, 4:]                                   # rows below the sky
+    assert torch.allclose(ground.mean((2, 3)), torch.zeros(1, 2), atol=1e-4)
+    assert torch.allclose(ground.std((2, 3), unbiased=False), torch.ones(1, 2), atol=1e-3)
+    assert cues[0, 0, 8:].mean() > 0.5 > cues[0, 0, 4:8].mean()  # vertical edges: the facade
+    soft = lab.clone()
+    soft[:, 0] = 50 + (lab[:, 0] - 50) * 0.3                  # the same photo, a third of its contrast
+    assert torch.allclose(light_cues(soft, sky, (H // 4, W // 4)), cues, atol=1e-3)
 
 
 def test_the_light_head_decides_where_lights_go():
