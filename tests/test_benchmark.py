@@ -151,6 +151,28 @@ def test_cli_speed_json_and_plot(tiny_weights, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
 
 
+def test_other_weights_are_timed_in_the_same_run(tiny_weights, tmp_path):
+    from timelapse_cli.model import Generator, GeneratorConfig
+    from timelapse_cli.weights import save_pretrained
+
+    torch.manual_seed(0)
+    small = save_pretrained(Generator(GeneratorConfig(width=0.125, output="affine", work_size=16)), tmp_path / "s")
+    out_json = tmp_path / "b.json"
+    result = CliRunner().invoke(app, ["benchmark", "--res", "48", "--frames", "2", "--repeats", "1", "--methods",
+                                      "timeflies", "--weights", str(small), "--compare-weights", str(tiny_weights),
+                                      "--json", str(out_json)])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    rows = {r["method"]: r for r in json.loads(out_json.read_text())["speed"]}
+    assert set(rows) == {"timeflies", "timeflies-full", "paper-size", f"timeflies ({tiny_weights})"}
+    # The network at 16 px costs a fraction of the same network at the output's 48 px (E_GV
+    # reads the reference frames at their own size in both).
+    assert rows["timeflies"]["gflop_per_frame"] < 0.5 * rows[f"timeflies ({tiny_weights})"]["gflop_per_frame"]
+    assert_one_line_error(run_cli("benchmark", "--eval", tmp_path, "--compare-weights", tiny_weights,
+                                  "--weights", tiny_weights), "--compare-weights", "--res")
+    assert_one_line_error(run_cli("benchmark", "--res", "32", "--methods", "still", "--compare-weights",
+                                  tiny_weights, "--weights", tiny_weights), "--compare-weights", "timeflies")
+
+
 def test_cli_bad_input_is_one_line(tmp_path, tiny_weights):
     assert_one_line_error(run_cli("benchmark", "--eval", tmp_path / "nowhere", "--weights", tiny_weights),
                           "nowhere", "folder")

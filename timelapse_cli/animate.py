@@ -29,7 +29,7 @@ from .model import Generator
 from .segmentation.base import sample_indices
 from .sky import check_options, plan_sky, resized, unify_with_sky
 from . import retime
-from .runtime import release_memory, resolve_device, tune_allocator
+from .runtime import frames_per_batch, release_memory, resolve_device, tune_allocator
 from .weights import from_pretrained
 
 CHANNELS_LAST = torch.channels_last
@@ -157,7 +157,10 @@ class Animator:
         with watch("decode"):
             photo = images.load_image(photo_path)
             out_w, out_h = images.fit_size(photo.shape[1], photo.shape[0], opts.size, opts.max_size)
-            validate.animate_memory("--size", out_w, out_h, opts.batch)
+            batch = frames_per_batch(opts.batch, out_w, out_h)
+            model = self.model if method.needs_model else None
+            validate.animate_memory("--size", out_w, out_h, batch, network=model.work_shape((out_h, out_w))
+                                    if model is not None else None)
             photo = images.resize_image(photo, (out_w, out_h))
             reader = video.FrameReader(reference, folder_fps=opts.folder_fps)
         info = reader.info
@@ -185,7 +188,7 @@ class Animator:
                 ref_sky = torch.from_numpy(ref_ids == sky_id) if sky_id is not None else None
                 scan = scan_reference(image, resized(reader, (ref_w, ref_h)), self.device, ref_sky)
         windows = retime.reference_windows(reader, positions, (ref_w, ref_h))
-        batches = watch.timed("decode", batched(windows, opts.batch))
+        batches = watch.timed("decode", batched(windows, batch))
 
         # The preview is written inside the video's block: if the video then fails (or its
         # read-back does), the preview goes too; a failed run leaves no output behind.

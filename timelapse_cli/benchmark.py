@@ -23,7 +23,7 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data, images, labels, metrics, validate, video
+from .runtime import frames_per_batch
 from .animate import AnimateOptions, Animator, ReferenceScan, batched, label_maps, scan_reference, to_tensor, \
     to_uint8
 from .retime import reference_windows
@@ -76,6 +77,7 @@ class BenchmarkOptions:
     seg_config: str | None = None
     seg_checkpoint: str | None = None
     seed: int = 0
+    compare: tuple[str, ...] = ()    # more weights folders: their own timeflies speed rows
 
 
 @dataclass
@@ -109,9 +111,13 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
     animator = Animator(weights, device)
     result = BenchmarkResult(machine_info(animator.device))
     ticker = _Ticker(progress, _work_units(opts, len(sequences), _pair_count(cameras, refs)))
+    others = [Animator(w, device) for w in opts.compare]
     with torch.inference_mode():
         for res in opts.res:
             result.speed += speed(animator, res, opts, ticker)
+            for path, other in zip(opts.compare, others):  # the same run: ratios between weights hold
+                result.speed += speed(other, res, replace(opts, methods=("timeflies",)), ticker,
+                                      label=f"timeflies ({path})", rows=("timeflies",))
         if opts.image:
             result.stages = stages(animator, opts.image, opts.reference, opts)
             ticker()
@@ -132,10 +138,12 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
 
 # ----------------------------------------------------------------------------- speed
 
-def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: None) -> list[dict]:
+def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: None, label: str | None = None,
+          rows: tuple[str, ...] = SPEED_METHODS) -> list[dict]:
     """One row per method at res x res: FPS median/min/max over `repeats` timed runs of
     `frames` frames, image preparation included (as animate does it once per video), and
-    fps_long without it: the rate a long video approaches."""
+    fps_long without it: the rate a long video approaches. label: the timeflies row's name
+    (e.g. which weights); rows: which of SPEED_METHODS to time."""
     device = animator.device
     r = min(res, opts.ref_size)
     gen = torch.Generator().manual_seed(0)
@@ -145,11 +153,14 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
     # The anchor is the photo itself at the reference's size: the same view, so the local
     # transfer runs (its worst case; with another place's reference it costs nothing).
     scan = ReferenceScan(torch.nn.functional.interpolate(image, size=(r, r), mode="area"), None)
-    rows = []
-    for name in SPEED_METHODS:
+    out = []
+    full_size = validate.full_size_rows_fit(res, opts.batch)
+    for name in rows:
         base = _TIMEFLIES_ROWS.get(name, name)
-        if base not in opts.methods:
-            continue
+        network_at_full_size = name == "paper-size" or (
+            base == "timeflies" and animator.model.work_shape((res, res)) == (res, res))
+        if base not in opts.methods or (network_at_full_size and not full_size):
+            continue  # not asked for, or a network at this size does not fit in memory
         model = (lambda: animator.place(Generator(GeneratorConfig()))) if name == "paper-size" else (lambda: animator.model)
         method = make_method(base, model, opts.seed, naive=name == "timeflies-full")
 
@@ -158,7 +169,7 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
             t0 = time.perf_counter()
             method.prepare(image, img_labels, ref_labels, 2, scan=scan if method.needs_scan else None)
             t1 = time.perf_counter()
-            for first, batch in batched(iter(wins), opts.batch):
+            for first, batch in batched(iter(wins), frames_per_batch(opts.batch, res, res)):
                 to_uint8(method.generate(batch, first))  # as animate: frames end as uint8 on the CPU
             return t1 - t0, time.perf_counter() - t1
 
@@ -172,11 +183,12 @@ def speed(animator: Animator, res: int, opts: BenchmarkOptions, tick=lambda: Non
         fps = [opts.frames / (prep + frames) for prep, frames in runs]
         gflop = counter.get_total_flops() / 1e9 / opts.frames
         median = statistics.median(fps)
-        rows.append(dict(method=name, res=res, frames=opts.frames, fps=median, fps_min=min(fps),
-                         fps_max=max(fps), prepare_seconds=statistics.median(p for p, _ in runs),
-                         fps_long=statistics.median(opts.frames / frames for _, frames in runs),
-                         gflop_per_frame=gflop, gflops=gflop * median))
-    return rows
+        out.append(dict(method=label if label and name == "timeflies" else name, res=res, frames=opts.frames,
+                        fps=median, fps_min=min(fps), fps_max=max(fps),
+                        prepare_seconds=statistics.median(p for p, _ in runs),
+                        fps_long=statistics.median(opts.frames / frames for _, frames in runs),
+                        gflop_per_frame=gflop, gflops=gflop * median))
+    return out
 
 
 def _two_regions(side: int, device) -> torch.Tensor:
@@ -610,7 +622,7 @@ class _Ticker:
 
 
 def _work_units(opts: BenchmarkOptions, sequences: int, pairs: int = 0) -> int:
-    speed_rows = sum(1 for n in SPEED_METHODS if _TIMEFLIES_ROWS.get(n, n) in opts.methods)
+    speed_rows = sum(1 for n in SPEED_METHODS if _TIMEFLIES_ROWS.get(n, n) in opts.methods) + len(opts.compare)
     units = len(opts.res) * speed_rows * (opts.repeats + 1)
     if opts.image:
         units += 1 + len(opts.methods)

@@ -504,6 +504,9 @@ def benchmark(
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write every figure and the machine to this file.")] = None,
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write the plots to this PNG.")] = None,
     weights: WeightsOpt = None,
+    compare_weights: Annotated[Optional[list[Path]], typer.Option(
+        "--compare-weights", help="More weights folders to time in the same run (--res): a timeflies row "
+        "each, e.g. the previous commit's weights/. Repeat for several.", show_default=False)] = None,
     segmenter: SegmenterOpt = "auto",
     seg_config: SegConfigOpt = None,
     seg_checkpoint: SegCheckpointOpt = None,
@@ -537,10 +540,14 @@ def benchmark(
     for side in sizes:
         V.benchmark_memory(side, batch)
     if image or eval_dir:  # the sizes of the runs that are asked for
-        V.animate_memory("--size", size, size, batch)
+        V.animate_memory("--size", size, size, batch, network=(size, size))
     if image:
-        V.animate_memory("--stage-size", stage_size, stage_size, batch)
+        V.animate_memory("--stage-size", stage_size, stage_size, batch, network=(stage_size, stage_size))
     names = V.method_list(methods)
+    if compare_weights and not sizes:
+        raise V.OptionError("--compare-weights adds speed rows: give --res too")
+    if compare_weights and "timeflies" not in names:
+        raise V.OptionError("--compare-weights times timeflies with other weights: keep timeflies in --methods")
     if plot_file and not (sizes or image or eval_dir):
         raise V.OptionError("--plot draws speed (--res), quality (--image) and --eval figures; "
                             "ask for one of them or drop --plot")
@@ -551,7 +558,8 @@ def benchmark(
         borders_dir=str(borders) if borders else None, cross_dir=str(cross_scene) if cross_scene else None,
         night_refs=tuple(r.strip() for r in night_refs.split(",") if r.strip()),
         max_frames=max_frames, vgg=str(vgg) if vgg else None, segmenter=segmenter, seg_config=seg_config,
-        seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed)
+        seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed,
+        compare=tuple(str(w) for w in compare_weights or ()))
     # Before the run, not after minutes of it: the outputs must not destroy an input or an
     # existing file, and their folders must take files.
     outputs.check_outputs({"--json": json_file, "--plot": plot_file}, {

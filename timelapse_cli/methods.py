@@ -68,8 +68,8 @@ class Timeflies(Method):
 
     def generate(self, windows, first, photos=None):
         b = windows.shape[0]
-        h, w = self.image.shape[-2:]
-        z = noise_frames(self.seed, first, b, (h, w), self.model.config.noise_sigma).to(windows.device)
+        size = self.model.work_shape(tuple(self.image.shape[-2:]))  # z is the network's: at its working size
+        z = noise_frames(self.seed, first, b, size, self.model.config.noise_sigma).to(windows.device)
         windows = windows.contiguous(memory_format=CHANNELS_LAST)
         if self.naive:
             out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows, self.ref_labels, self.k, z,

@@ -19,6 +19,17 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     return device
 
 
+# Output pixels generated together at most (4 frames of 1024 x 1024): the full-size stages
+# (the transfer, the colour matrices' application, the lamps) hold a few float32 copies of
+# every frame of a batch, so a 4K frame goes alone.
+BATCH_PIXELS = 4 * 1024 * 1024
+
+
+def frames_per_batch(batch: int, width: int, height: int) -> int:
+    """`batch`, lowered for large frames to at most BATCH_PIXELS output pixels (at least 1)."""
+    return max(1, min(batch, BATCH_PIXELS // max(1, width * height)))
+
+
 def tune_allocator() -> None:
     """Keep freed memory in glibc's heap instead of returning it to the system.
 

@@ -41,14 +41,18 @@ MIN_METRIC_SIDE = 11            # SSIM's Gaussian window is 11x11: the metrics n
 
 # Peak memory, bytes = BASE + per pixel * pixels, about 1.5-2x what was measured with
 # /usr/bin/time on this project's 2-core CPU (README, "Limits"):
-# animate, shipped model: 0.88 GB at 512x512 batch 4, 2.26 GB at 1024x1024 batch 4, 1.03 GB
-# at 1024x1024 batch 1: ~400 B per pixel and batched frame, ~200 B per pixel besides;
+# animate, the network at the output's size: 0.88 GB at 512x512 batch 4, 2.26 GB at
+# 1024x1024 batch 4, 1.03 GB at 1024x1024 batch 1: ~400 B per pixel and batched frame,
+# ~200 B per pixel besides; with the network at its working size (256), the rest at the
+# output's: 2.43 GB at 2048x1369, 5.95 GB at 4096x2738 (batch 1): 475-650 B per pixel;
 # benchmark --res: 1.32 GB at 256, 3.71 GB at 512 (all rows): ~12.4 kB per pixel;
 # train (fast recipe, clips of 8 + 2 frames): 0.61-0.63 GB at 128 and 256 px.
 BASE_BYTES = 600 * 2**20                   # the interpreter, torch, the model, the reference
-ANIMATE_BYTES_PER_PIXEL = 600              # per output pixel and frame of a batch (width 0.25)
-ANIMATE_FIXED_PER_PIXEL = 1000             # per output pixel: photo, labels, sky, encoder cache
-BENCHMARK_BYTES_PER_PIXEL = 16_000         # per pixel of --res (the paper-size row, batch 4)
+ANIMATE_BYTES_PER_PIXEL = 300              # per output pixel and frame of a batch: the full-size stages
+ANIMATE_FIXED_PER_PIXEL = 700              # per output pixel: photo, labels, sky, transfer base, lamps
+NETWORK_BYTES_PER_PIXEL = 600              # per pixel the network works at and frame (width 0.25)
+BENCHMARK_BYTES_PER_PIXEL = 16_000         # per pixel of --res with the paper-size row (batch 4)
+BENCHMARK_LIGHT_BYTES_PER_PIXEL = 1_000    # per pixel of --res without it (batches <= 4 Mpx)
 TRAIN_BYTES_PER_PIXEL = 2_000              # per training pixel and clip frame, at width 1.0
 
 
@@ -197,17 +201,29 @@ def largest_side(bytes_per_pixel: float) -> int:
     return max(0, int(math.sqrt(max(0, machine_memory() - BASE_BYTES) / bytes_per_pixel)))
 
 
-def animate_memory(option: str, width: int, height: int, batch: int, model_width: float = 0.25) -> None:
-    """An animate run at width x height, `batch` frames at a time."""
-    per_pixel = ANIMATE_FIXED_PER_PIXEL + ANIMATE_BYTES_PER_PIXEL * batch * max(1.0, model_width / 0.25)
-    need = BASE_BYTES + per_pixel * width * height
+def animate_memory(option: str, width: int, height: int, batch: int, model_width: float = 0.25,
+                   network: tuple[int, int] | None = None) -> None:
+    """An animate run at width x height, `batch` frames at a time; network (h, w): the size
+    the model's network works at (None: no network)."""
+    net = network[0] * network[1] if network else 0
+    need = (BASE_BYTES + (ANIMATE_FIXED_PER_PIXEL + ANIMATE_BYTES_PER_PIXEL * batch) * width * height
+            + NETWORK_BYTES_PER_PIXEL * batch * max(1.0, model_width / 0.25) * net)
+    per_pixel = (need - BASE_BYTES) / (width * height)
     fits_memory(option, f"a {width}x{height} output in batches of {batch}", need,
                 f"the largest square output that fits is about {largest_side(per_pixel)}x{largest_side(per_pixel)}"
                 " (lower --size/--max-size or --batch)")
 
 
+def full_size_rows_fit(res: int, batch: int) -> bool:
+    """Whether benchmark's rows whose network works at the output's size (paper-size, and
+    weights without a working size) fit in memory at res x res."""
+    return BASE_BYTES + BENCHMARK_BYTES_PER_PIXEL * max(batch, 4) / 4 * res * res <= machine_memory()
+
+
 def benchmark_memory(res: int, batch: int) -> None:
-    per_pixel = BENCHMARK_BYTES_PER_PIXEL * max(batch, 4) / 4
+    """The light rows (the shipped model, the baselines) must fit; paper-size is left out
+    where it does not (full_size_rows_fit)."""
+    per_pixel = BENCHMARK_LIGHT_BYTES_PER_PIXEL
     fits_memory("--res", f"{res}x{res}", BASE_BYTES + per_pixel * res * res,
                 f"the largest --res that fits is about {largest_side(per_pixel)}")
 

@@ -23,7 +23,7 @@ SUMS_FILE = "SHA256SUMS"
 # The weights shipped in the repository's weights/ directory, pinned.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_SHA256 = {
-    CONFIG_FILE: "ca9f748adb97104e3d599b7b315aab030b1611425cfe3dca7253a98e74a576e2",
+    CONFIG_FILE: "64fa9346f92e39164d11cec41be5530b15ce0fa4c25c625fb264b22117052a22",
     WEIGHTS_FILE: "9a79402aa61ba103fa69c3dbb7d877e0e13cbf5fb902d1d2a52d24516fc38198",
 }
 

@@ -38,6 +38,12 @@ class GeneratorConfig:
     # the photo), instead of class by class. Needs that frame (an anchor) at encode_image;
     # without one, or for another view, the base is the classwise transfer.
     local: bool = False
+    # Affine output: the long side the network (E_GI, E_GV, D_G) works at. A larger photo is
+    # shrunk to it for the network, and the network's colour matrices (smooth by
+    # construction) are interpolated to the photo's size and applied there, so the output's
+    # size barely changes the network's cost; the transfer they act on, the night's lamps
+    # and the local transfer stay at full size. None: the network works at the photo's size.
+    work_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.output not in ("rgb", "affine"):
@@ -46,6 +52,8 @@ class GeneratorConfig:
             raise ValueError(f"affine_base must be 'photo' or 'transfer', got {self.affine_base!r}")
         if not (isinstance(self.affine_smooth, int) and self.affine_smooth >= 1):
             raise ValueError(f"affine_smooth must be a whole number >= 1, got {self.affine_smooth!r}")
+        if self.work_size is not None and not (isinstance(self.work_size, int) and self.work_size >= 16):
+            raise ValueError(f"work_size must be a whole number >= 16 or null, got {self.work_size!r}")
         if not self.width > 0:
             raise ValueError(f"width must be positive, got {self.width!r}")
 

@@ -33,6 +33,11 @@ class ImageCache:
     regions2: Regions         # image classes at H/2
     regions1: Regions         # image classes at H
     num_classes: int
+    # Sizes: H x W above is the network's working size (config.work_size); the photo's own
+    # size, which `base` and everything below it have, is `size`.
+    work: tuple[int, int] = (0, 0)
+    size: tuple[int, int] = (0, 0)
+    regions: Regions | None = None    # image classes at the photo's size (= regions1 if the same)
     base: torch.Tensor | None = None  # affine output: the photo, or its Lab for the transfer
     base_stats: tuple | None = None   # affine_base "transfer": class_stats of the Lab photo
     sky_id: int | None = None         # the sky's class (night: never lit)
@@ -64,26 +69,39 @@ class Generator(nn.Module):
         anchor (1, 3, h, w): the reference frame most like the photo (local transfer);
         night_share: the lit share of the reference's darkest frame (night.DarkestNight),
         the lamps on at full night; None: each frame's own share."""
-        relu4_1, skips, sizes, relus = self.image_encoder(image)
+        size = tuple(image.shape[-2:])
+        work = self.work_shape(size)
+        net_image = image if work == size else F.interpolate(image, size=work, mode="area")
+        relu4_1, skips, sizes, relus = self.image_encoder(net_image)
         x = self.decoder.head(relu4_1, skips, sizes)
         device = image.device
         regions2 = Regions(labels, num_classes, tuple(x.shape[-2:])).to(device)
         regions1 = Regions(labels, num_classes, sizes[0]).to(device)
         cache = ImageCache(x, class_stats(x, regions2, self.config.eps),
                            self.decoder.image_high(skips[0], sizes[0]),
-                           regions2, regions1, num_classes)
+                           regions2, regions1, num_classes, work, size)
+        cache.regions = regions1 if work == size else Regions(labels, num_classes, size).to(device)
         if self.config.output == "affine":
             if self.config.affine_base == "photo":
                 cache.base = image
             else:
                 cache.base = rgb_to_lab(image)
-                cache.base_stats = class_stats(cache.base, regions1, LAB_EPS)
+                cache.base_stats = class_stats(cache.base, cache.regions, LAB_EPS)
                 if self.night:
-                    self._encode_night(cache, image[:1], labels, sky_id, seed)
+                    self._encode_night(cache, image[:1], net_image[:1], labels, sky_id, seed)
                     cache.night_share = night_share
                 if self.config.local and anchor is not None:
                     cache.local = local.prepare(image[:1], anchor)
         return cache
+
+    def work_shape(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) the network works at for a photo of `size` = (H, W): its own size, or shrunk
+        to the long side config.work_size."""
+        limit = self.config.work_size
+        if limit is None or max(size) <= limit:
+            return tuple(size)
+        scale = limit / max(size)
+        return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
     def light_logits(self, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
         """The light head's logits (B, 1, H/4, W/4) for the photo's Lab (B, 3, H, W) and sky
@@ -91,19 +109,23 @@ class Generator(nn.Module):
         size = (max(1, lab.shape[-2] // 4), max(1, lab.shape[-1] // 4))
         return self.light_head(light_cues(lab, sky, size))
 
-    def _encode_night(self, cache: ImageCache, image: torch.Tensor, labels, sky_id: int | None, seed: int) -> None:
+    def _encode_night(self, cache: ImageCache, image: torch.Tensor, net_image: torch.Tensor, labels,
+                      sky_id: int | None, seed: int) -> None:
         ids = labels.ids if isinstance(labels, SoftLabels) else labels
         ids = ids.to(cache.base.device)
         k = cache.num_classes
         masks = F.one_hot(torch.where(ids < 0, k, ids), k + 1).permute(2, 0, 1)[None].to(cache.base.dtype)
         sky = (ids == sky_id).to(cache.base.dtype)[None, None] if sky_id is not None else torch.zeros_like(masks[:, :1])
         cache.sky_id, cache.shade = sky_id, shading(cache.base, masks)
-        logits = self.light_logits(cache.base[:1], sky)
+        # Ranked at the working size: the same photo gets its lamps in the same places at any
+        # output size (edge densities change with the scale they are read at).
+        net_lab = cache.base[:1] if cache.work == cache.size else rgb_to_lab(net_image)
+        logits = self.light_logits(net_lab, F.interpolate(sky, size=cache.work, mode="area"))
         # Lamps in tree crowns and on lawns only when every other place has one.
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=greenery(cache.base[:1]))
         cache.albedo = albedo(image)
         cache.ground = 1 - sky
-        cache.class_mean = cache.regions1.gather(cache.base_stats[0])
+        cache.class_mean = cache.regions.gather(cache.base_stats[0])
 
     def seed_video_encoder(self) -> None:
         """Start E_GV from E_GI's first layers: conv1_1 tiled over the 3 frames and divided
@@ -152,7 +174,7 @@ class Generator(nn.Module):
             if light is not None:  # lamps where the reference has more lit places than the view's own
                 already = lit_share(base, cache.ground)
                 light = replace(light, share=(light.share - already).clamp(min=0))
-        out = apply_affine(smooth(out, self.config.affine_smooth), base)
+        out = apply_affine(smooth(out, self.config.affine_smooth), base)  # interpolated to the base's size
         return out if light is None else light_up(out, cache.sites, cache.albedo, cache.ground, light, already)
 
     def _classwise_base(self, cache: ImageCache, frame: torch.Tensor, style1: Regions, light,
@@ -163,9 +185,9 @@ class Generator(nn.Module):
         if image is not None:
             base = image if self.config.affine_base == "photo" else rgb_to_lab(image)
         if light is not None:
-            return night_transfer(base, cache.regions1, cache.base_stats, cache.class_mean, cache.shade, light)
+            return night_transfer(base, cache.regions, cache.base_stats, cache.class_mean, cache.shade, light)
         if self.config.affine_base == "transfer":
-            return lab_transfer(base, cache.regions1, frame, style1, cache.base_stats)
+            return lab_transfer(base, cache.regions, frame, style1, cache.base_stats)
         return base
 
     def _read_night(self, frame: torch.Tensor, style1: Regions, cache: ImageCache):

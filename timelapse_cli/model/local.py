@@ -149,8 +149,8 @@ def transfer(lt: LocalTransfer, frames: torch.Tensor, classwise: torch.Tensor | 
     maps = fit_maps(lt.anchor, srgb_to_linear(frames))
     if lt.mirrored:
         maps = maps.flip(-1)
-    maps = F.interpolate(maps, size=lt.photo.shape[-2:], mode="bilinear", align_corners=False)
-    near = linear_to_srgb(apply_affine(maps, lt.photo if photo is None else srgb_to_linear(photo)))
+    # apply_affine interpolates the cells' maps to the photo's size (bilinear).
+    near = apply_affine(maps, lt.photo if photo is None else srgb_to_linear(photo), post=linear_to_srgb)
     return near if lt.trust == 1 else torch.lerp(classwise, near, lt.trust)
 
 

@@ -56,21 +56,30 @@ def luminance(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * w).sum(1, keepdim=True)
 
 
-def lit_pixels(rgb: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 1, H, W) bool: luminance > max(0.15, 4 x the frame's median)."""
+def lit_pixels(rgb: torch.Tensor, samples: int | None = None) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) bool: luminance > max(0.15, 4 x the frame's median)
+    (read from about `samples` pixels, see lit_threshold)."""
     y = luminance(rgb)
-    return y > lit_threshold(y).view(-1, 1, 1, 1)
+    return y > lit_threshold(y, samples).view(-1, 1, 1, 1)
 
 
-def lit_threshold(y: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) luminance -> (B,): max(0.15, 4 x each frame's median), what is lit."""
-    return (LIT_RATIO * y.flatten(1).median(1).values).clamp(min=LIT_FLOOR)
+MEDIAN_SAMPLES = 1 << 16  # the model's own lit tests on its frames: medians from 65k pixels
+
+
+def lit_threshold(y: torch.Tensor, samples: int | None = None) -> torch.Tensor:
+    """(B, 1, H, W) luminance -> (B,): max(0.15, 4 x each frame's median), what is lit.
+    samples: read the median from about this many pixels on a regular grid (a large
+    frame's median barely moves, and the exact one costs a sort of every pixel)."""
+    flat = y.flatten(1)
+    if samples is not None and flat.shape[1] > samples:
+        flat = flat[:, :: flat.shape[1] // samples]
+    return (LIT_RATIO * flat.median(1).values).clamp(min=LIT_FLOOR)
 
 
 def lit_share(rgb: torch.Tensor, ground: torch.Tensor) -> torch.Tensor:
     """Share of light cells holding a lit pixel of the ground (weight (1, 1, H, W), the sky
     0): (B, 3, H, W) sRGB -> (B,), as read_night counts the reference's."""
-    lit = lit_pixels(rgb) & (ground > 0.5)
+    lit = lit_pixels(rgb, MEDIAN_SAMPLES) & (ground > 0.5)
     return F.max_pool2d(lit.to(rgb.dtype), cell_size(tuple(rgb.shape[-2:])), ceil_mode=True).flatten(1).mean(1)
 
 
@@ -356,14 +365,30 @@ def render_lights(sites: LightSites, light: NightLight) -> tuple[torch.Tensor, t
     if len(sites.index) == 0 or not bool((on > 0).any()):
         return None
     amp = light.colours[:, sites.colour] * on[..., None]         # (B, M, 3)
-    impulses = torch.zeros(amp.shape[0], 3, h * w, dtype=amp.dtype, device=amp.device)
-    impulses.index_add_(2, sites.index, amp.transpose(1, 2))
-    impulses = impulses.view(-1, 3, h, w)
     scale = max(h, w) / 256
-    lamps = _peak_blur(impulses, CORE_SIGMA * scale)
-    thrown = NEAR_GAIN * _peak_blur(impulses, NEAR_SIGMA * scale)
-    thrown = thrown + FAR_GAIN * _coarse_blur(impulses, FAR_SIGMA * scale) * (2 * torch.pi * (FAR_SIGMA * scale) ** 2)
+    lamps = _glow(amp, sites, CORE_SIGMA * scale)
+    thrown = NEAR_GAIN * _glow(amp, sites, NEAR_SIGMA * scale) + FAR_GAIN * _glow(amp, sites, FAR_SIGMA * scale)
     return lamps, thrown
+
+
+def _glow(amp: torch.Tensor, sites: LightSites, sigma: float) -> torch.Tensor:
+    """The lights of amplitudes amp (B, M, 3) at the sites, spread by a Gaussian of peak 1
+    (a lone pixel keeps its value) and this sigma in pixels: (B, 3, H, W).
+
+    A wide one is drawn on a grid f times coarser, where its sigma is about 3 px, and
+    resized back (bilinear): a 4K frame's glow then costs what a 1K frame's does, and
+    the full-size grid of impulses is never made."""
+    h, w = sites.size
+    sigma = max(sigma, 0.5)
+    f = max(1, min(int(sigma // 3), min(h, w) // 4))
+    gh, gw = -(-h // f), -(-w // f)
+    cells = (sites.index // w) // f * gw + (sites.index % w) // f
+    grid = torch.zeros(amp.shape[0], 3, gh * gw, dtype=amp.dtype, device=amp.device)
+    grid.index_add_(2, cells, amp.transpose(1, 2) / (f * f))   # the cell's mean, as avg_pool2d gives it
+    grid = gaussian_blur(grid.view(-1, 3, gh, gw), sigma / f)
+    if f > 1:
+        grid = F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
+    return grid * (2 * torch.pi * sigma ** 2)
 
 
 # Share of the photo's own variation kept in the surfaces thrown light shows (the rest is
@@ -380,22 +405,6 @@ def albedo(rgb: torch.Tensor) -> torch.Tensor:
     linear = srgb_to_linear(rgb)
     a = linear / luminance(linear).mean().clamp(min=1e-3) * 0.5
     return torch.lerp(a.mean((2, 3), keepdim=True), a, ALBEDO_CONTRAST).clamp(max=1)
-
-
-def _peak_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur with a Gaussian of peak 1 (not sum 1): a single pixel keeps its value."""
-    sigma = max(sigma, 0.5)
-    return gaussian_blur(x, sigma) * (2 * torch.pi * sigma ** 2)
-
-
-def _coarse_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """A wide blur computed at a quarter of the size (sum-preserving) and resized back."""
-    h, w = x.shape[-2:]
-    if min(h, w) < 16:
-        return gaussian_blur(x, sigma)
-    small = F.avg_pool2d(x, 4, ceil_mode=True)
-    small = gaussian_blur(small, sigma / 4)
-    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def add_light(rgb: torch.Tensor, lights: tuple[torch.Tensor, torch.Tensor] | None, surface: torch.Tensor,
@@ -440,7 +449,10 @@ def light_up(rgb: torch.Tensor, sites: LightSites, surface: torch.Tensor, ground
     as it asks for: on a dark night a lamp's glow can light a neighbouring cell too, so
     where the frame holds more lit cells than the lamps' share (plus `already` (B,), the
     share lit before them), fewer lamps are drawn, in proportion, once."""
-    out = add_light(rgb, render_lights(sites, light), surface, ground, light)
+    lights = render_lights(sites, light)
+    if lights is None:  # no lamp on (daylight): nothing to count
+        return rgb
+    out = add_light(rgb, lights, surface, ground, light)
     before = torch.zeros_like(light.share) if already is None else already
     made = (lit_share(out, ground) - before).clamp(min=1e-6)
     ratio = (light.share / made).clamp(max=1)
@@ -458,7 +470,7 @@ def lamp_gain(unlit: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     lamps throw), they are raised by as much, so they still stand out as they do there;
     never lowered. The median is read at a quarter of the size (a whole-frame figure)."""
     small = F.avg_pool2d(unlit, 4, ceil_mode=True) if min(unlit.shape[-2:]) >= 16 else unlit
-    ratio = (lit_threshold(luminance(linear_to_srgb(small))) / threshold).clamp(min=1)
+    ratio = (lit_threshold(luminance(linear_to_srgb(small)), MEDIAN_SAMPLES) / threshold).clamp(min=1)
     return (ratio ** 2.2).view(-1, 1, 1, 1)  # a ratio of sRGB values -> of linear ones
 
 
