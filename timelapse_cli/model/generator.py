@@ -171,7 +171,8 @@ class Generator(nn.Module):
         already = None  # the share of light cells lit before any lamp
         if trust > 0:
             base = local.transfer(cache.local, frame, base, image)
-            if light is not None:  # lamps where the reference has more lit places than the view's own
+            if light is not None and bool((light.share > 0).any()):  # lamps where the reference has more lit
+                # places than the view's own (with none asked for, there is nothing to subtract)
                 already = lit_share(base, cache.ground)
                 light = replace(light, share=(light.share - already).clamp(min=0))
         out = apply_affine(smooth(out, self.config.affine_smooth), base)  # interpolated to the base's size
