@@ -72,7 +72,7 @@ class Generator(nn.Module):
         size = tuple(image.shape[-2:])
         work = self.work_shape(size)
         net_image = image if work == size else F.interpolate(image, size=work, mode="area")
-        relu4_1, skips, sizes, relus = self.image_encoder(net_image)
+        relu4_1, skips, sizes, _ = self.image_encoder(net_image)
         x = self.decoder.head(relu4_1, skips, sizes)
         device = image.device
         regions2 = Regions(labels, num_classes, tuple(x.shape[-2:])).to(device)
