@@ -476,3 +476,17 @@ def test_frame_folder_skips_label_maps_kept_beside_frames(tmp_path):
         Image.new("L", (64, 48)).save(tmp_path / name)
     reader = FrameReader(tmp_path)
     assert reader.info.frames == 3 and len(list(reader)) == 3 and not reader.warnings
+
+
+@pytest.mark.parametrize("size,warned", [((3840, 2160), False), ((4096, 2304), False), ((4096, 2320), True),
+                                         ((64, 48), False)])
+def test_a_frame_past_h264_level_5_2_is_named(tmp_path, size, warned):
+    w, h = size
+    with VideoWriter(tmp_path / "out.mp4", NTSC) as writer:
+        writer.write(np.zeros((h, w, 3), np.uint8))
+    assert (writer.warning is not None) == warned
+    if warned:
+        assert "level 6" in writer.warning and f"{w}x{h}" in writer.warning
+    with VideoWriter(tmp_path / "out.webm", NTSC) as writer:   # VP9 has no such limit here
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    assert writer.warning is None

@@ -229,7 +229,7 @@ class Animator:
         watch.seconds["encode video"] += time.perf_counter() - closing  # flush and rename
         fps = writer.fps  # a GIF holds the nearest whole-centisecond delay
 
-        warnings = list(reader.warnings)
+        warnings = list(reader.warnings) + ([writer.warning] if writer.warning else [])
         if done < n_out:
             warnings.append(f"wrote {done} of {n_out} frames: the reference ended early")
         stages = watch.seconds

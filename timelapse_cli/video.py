@@ -35,6 +35,9 @@ _MAX_FPS = 1000
 _OUTPUT_FORMATS = {".mp4": ("mp4", "h264"), ".mov": ("mov", "h264"), ".mkv": ("matroska", "h264"),
                    ".webm": ("webm", "vp9"), ".gif": ("gif", "gif")}
 VIDEO_SUFFIXES = tuple(_OUTPUT_FORMATS)
+# H.264 levels 5.1 and 5.2, what 4K players and hardware decoders take, hold frames of up to
+# 36,864 macroblocks of 16 x 16 (4096 x 2304); larger frames need level 6, which some refuse.
+H264_MAX_MACROBLOCKS = 36_864
 DEFAULT_CRF = {"h264": 18, "vp9": 31}  # visually lossless-ish for each; GIF has no such knob
 _MAX_CRF = {"h264": 51, "vp9": 63}
 _VIDEO_HINT = "give an mp4/mov/webm/avi/gif file or a folder of frames"
@@ -323,6 +326,18 @@ class VideoWriter:
         self.fps = gif_rate(fps) if self.codec == "gif" else Fraction(fps)  # the rate written
         self.crf = int(DEFAULT_CRF.get(self.codec, 0) if crf is None else crf)
         check_crf(self.codec, crf)
+
+    @property
+    def warning(self) -> str | None:
+        """What a player may make of the file as written, or None: an H.264 frame past
+        level 5.2's size (after the first frame)."""
+        if self.codec != "h264" or self.size is None:
+            return None
+        w, h = self.size
+        if -(-w // 16) * -(-h // 16) <= H264_MAX_MACROBLOCKS:
+            return None
+        return (f"a {w}x{h} H.264 frame needs level 6, which some hardware players refuse; "
+                f"--size 3840 or a 16:9 frame of 4096 px keeps it within level 5.1")
 
     def __enter__(self) -> VideoWriter:
         self._stack = contextlib.ExitStack()
