@@ -505,7 +505,7 @@ def benchmark(
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write the plots to this PNG.")] = None,
     weights: WeightsOpt = None,
     compare_weights: Annotated[Optional[list[Path]], typer.Option(
-        "--compare-weights", help="More weights folders to time in the same run (--res): a timeflies row "
+        "--compare-weights", metavar="DIR", help="More weights folders to time in the same run (--res): a timeflies row "
         "each, e.g. the previous commit's weights/. Repeat for several.", show_default=False)] = None,
     segmenter: SegmenterOpt = "auto",
     seg_config: SegConfigOpt = None,
