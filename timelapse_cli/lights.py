@@ -178,5 +178,4 @@ def _ground_cells(cam: Camera) -> torch.Tensor:
 
 def _cues(cam: Camera) -> torch.Tensor:
     """The light cues of each day frame, (D, CUES, h/4, w/4), as Generator.light_logits reads them."""
-    h, w = cam.days.shape[-2:]
-    return light_cues(rgb_to_lab(cam.days), cam.sky.expand(len(cam.days), -1, -1, -1), (h // 4, w // 4))
+    return light_cues(rgb_to_lab(cam.days), cam.sky.expand(len(cam.days), -1, -1, -1))

@@ -42,8 +42,12 @@ def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    linear = srgb_to_linear(rgb)
-    xyz = _apply(_matrix(_RGB_TO_XYZ, rgb), linear) / _matrix(_WHITE, rgb)[:, None, None]
+    return linear_to_lab(srgb_to_linear(rgb))
+
+
+def linear_to_lab(linear: torch.Tensor) -> torch.Tensor:
+    """Linear light (B, 3, H, W) -> Lab: rgb_to_lab for an image already in linear light."""
+    xyz = _apply(_matrix(_RGB_TO_XYZ, linear), linear) / _matrix(_WHITE, linear)[:, None, None]
     f = torch.where(xyz > _DELTA ** 3, xyz.clamp(min=_DELTA ** 3) ** (1 / 3), xyz / (3 * _DELTA ** 2) + 4 / 29)
     fx, fy, fz = f.unbind(1)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], 1)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .affine import apply_affine, smooth
-from .color import LAB_EPS, lab_transfer, rgb_to_lab
+from .color import LAB_EPS, lab_transfer, linear_to_lab, rgb_to_lab, srgb_to_linear
 from .config import GeneratorConfig
 from . import local
 from .decoder import Decoder
@@ -85,13 +85,14 @@ class Generator(nn.Module):
             if self.config.affine_base == "photo":
                 cache.base = image
             else:
-                cache.base = rgb_to_lab(image)
+                linear = srgb_to_linear(image)  # once: the Lab base, the lamps' albedo, the local transfer
+                cache.base = linear_to_lab(linear)
                 cache.base_stats = class_stats(cache.base, cache.regions, LAB_EPS)
                 if self.night:
-                    self._encode_night(cache, image[:1], net_image[:1], labels, sky_id, seed)
+                    self._encode_night(cache, linear[:1], net_image[:1], labels, sky_id, seed)
                     cache.night_share = night_share
                 if self.config.local and anchor is not None:
-                    cache.local = local.prepare(image[:1], anchor)
+                    cache.local = local.prepare(image[:1], anchor, linear[:1])
         return cache
 
     def work_shape(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -106,10 +107,9 @@ class Generator(nn.Module):
     def light_logits(self, lab: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
         """The light head's logits (B, 1, H/4, W/4) for the photo's Lab (B, 3, H, W) and sky
         weight (B, 1, H, W): where this photo's lights go."""
-        size = (max(1, lab.shape[-2] // 4), max(1, lab.shape[-1] // 4))
-        return self.light_head(light_cues(lab, sky, size))
+        return self.light_head(light_cues(lab, sky))
 
-    def _encode_night(self, cache: ImageCache, image: torch.Tensor, net_image: torch.Tensor, labels,
+    def _encode_night(self, cache: ImageCache, linear: torch.Tensor, net_image: torch.Tensor, labels,
                       sky_id: int | None, seed: int) -> None:
         ids = labels.ids if isinstance(labels, SoftLabels) else labels
         ids = ids.to(cache.base.device)
@@ -123,7 +123,7 @@ class Generator(nn.Module):
         logits = self.light_logits(net_lab, F.interpolate(sky, size=cache.work, mode="area"))
         # Lamps in tree crowns and on lawns only when every other place has one.
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=greenery(cache.base[:1]))
-        cache.albedo = albedo(image)
+        cache.albedo = albedo(linear)
         cache.ground = 1 - sky
         cache.class_mean = cache.regions.gather(cache.base_stats[0])
 

@@ -131,11 +131,12 @@ class LocalTransfer:
     mirrored: bool              # the photo is the view mirrored
 
 
-def prepare(image: torch.Tensor, anchor: torch.Tensor) -> LocalTransfer:
-    """image (1, 3, H, W) and anchor (1, 3, h, w), sRGB."""
+def prepare(image: torch.Tensor, anchor: torch.Tensor, linear: torch.Tensor | None = None) -> LocalTransfer:
+    """image (1, 3, H, W) and anchor (1, 3, h, w), sRGB; linear: the image in linear light,
+    if already computed."""
     trust, mirrored = same_view(image, anchor)
     cells = anchor_cells(srgb_to_linear(anchor), grid_size(tuple(anchor.shape[-2:])))
-    return LocalTransfer(cells, srgb_to_linear(image), trust, mirrored)
+    return LocalTransfer(cells, srgb_to_linear(image) if linear is None else linear, trust, mirrored)
 
 
 def transfer(lt: LocalTransfer, frames: torch.Tensor, classwise: torch.Tensor | None,

@@ -273,12 +273,13 @@ class LightHead(nn.Module):
 CUES = 2
 
 
-def light_cues(lab: torch.Tensor, sky: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, CUES, h, w) cues at `size` from the photo's Lab (B, 3, H, W) and sky weight
+def light_cues(lab: torch.Tensor, sky: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(B, CUES, h, w) cues at `size` (default a quarter of the photo's) from its Lab (B, 3, H, W) and sky weight
     (B, 1, H, W): the density of vertical and of horizontal edges in the lightness. Built
     things (facades, windows, streets, signs) have many straight edges; sky, water, lawns
     and plain walls few. Each cue is standardised over the photo's ground (sky weight
     below 0.5): where, not how much, is what ranks the cells."""
+    size = size or (max(1, lab.shape[-2] // 4), max(1, lab.shape[-1] // 4))
     light = lab[:, :1]
     dx = F.interpolate((light[..., :, 1:] - light[..., :, :-1]).abs(), size=size, mode="area")
     dy = F.interpolate((light[..., 1:, :] - light[..., :-1, :]).abs(), size=size, mode="area")
@@ -398,11 +399,10 @@ def _glow(amp: torch.Tensor, sites: LightSites, sigma: float) -> torch.Tensor:
 ALBEDO_CONTRAST = 0.5
 
 
-def albedo(rgb: torch.Tensor) -> torch.Tensor:
-    """The photo's surface colour for thrown light: linear RGB (1, 3, H, W) scaled so that
-    a mid-grey surface reflects about half, its variation about the mean colour cut to
-    ALBEDO_CONTRAST, capped at 1."""
-    linear = srgb_to_linear(rgb)
+def albedo(linear: torch.Tensor) -> torch.Tensor:
+    """The photo's surface colour for thrown light, from the photo in linear light
+    (1, 3, H, W): scaled so that a mid-grey surface reflects about half, its variation about
+    the mean colour cut to ALBEDO_CONTRAST, capped at 1."""
     a = linear / luminance(linear).mean().clamp(min=1e-3) * 0.5
     return torch.lerp(a.mean((2, 3), keepdim=True), a, ALBEDO_CONTRAST).clamp(max=1)
 
