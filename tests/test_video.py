@@ -490,3 +490,14 @@ def test_a_frame_past_h264_level_5_2_is_named(tmp_path, size, warned):
     with VideoWriter(tmp_path / "out.webm", NTSC) as writer:   # VP9 has no such limit here
         writer.write(np.zeros((48, 64, 3), np.uint8))
     assert writer.warning is None
+
+
+@pytest.mark.parametrize("size,lookahead", [((64, 48), 40), ((1920, 1080), 40), ((2048, 1366), 35),
+                                            ((4096, 2731), 10)])
+def test_x264_lookahead_shrinks_for_large_frames(tmp_path, size, lookahead):
+    # x264 holds its lookahead's frames: at 4K a shorter one keeps memory flat in video length.
+    w, h = size
+    with VideoWriter(tmp_path / "out.mp4", NTSC) as writer:
+        writer.write(np.zeros((h, w, 3), np.uint8))
+    settings = (tmp_path / "out.mp4").read_bytes()  # x264 writes its settings into the stream
+    assert f"rc_lookahead={lookahead} ".encode() in settings

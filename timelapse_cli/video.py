@@ -38,6 +38,10 @@ VIDEO_SUFFIXES = tuple(_OUTPUT_FORMATS)
 # H.264 levels 5.1 and 5.2, what 4K players and hardware decoders take, hold frames of up to
 # 36,864 macroblocks of 16 x 16 (4096 x 2304); larger frames need level 6, which some refuse.
 H264_MAX_MACROBLOCKS = 36_864
+# x264 holds about rc-lookahead frames (40 in preset medium) in its lookahead; at 4K that is
+# GBs, and a video shorter than that holds fewer, so peak memory grew with the video's
+# length. Frames past 100 Mpx of lookahead in all get a shorter one (10 at 4096 x 2731).
+LOOKAHEAD_PIXELS = 100_000_000
 DEFAULT_CRF = {"h264": 18, "vp9": 31}  # visually lossless-ish for each; GIF has no such knob
 _MAX_CRF = {"h264": 51, "vp9": 63}
 _VIDEO_HINT = "give an mp4/mov/webm/avi/gif file or a folder of frames"
@@ -394,8 +398,8 @@ class VideoWriter:
             options["loop"] = "0"  # loop forever
         self._container = av.open(str(self._tmp), "w", format=self.format, options=options)
         if self.codec == "h264":
-            stream = self._container.add_stream(
-                "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": "medium"})
+            stream = self._container.add_stream("libx264", rate=self.fps, options={
+                "crf": str(self.crf), "preset": "medium", "rc-lookahead": str(x264_lookahead(width, height))})
         elif self.codec == "vp9":
             # Constant quality (crf with b:v 0); cpu-used 4 with row threads keeps it near
             # H.264's speed, at a quality still far above the generator's own noise.
@@ -440,6 +444,12 @@ class VideoWriter:
                 with contextlib.suppress(Exception):
                     container.close()
         return False
+
+
+def x264_lookahead(width: int, height: int) -> int:
+    """Frames in x264's lookahead for this frame size: preset medium's 40, fewer for frames
+    above 2.5 Mpx (LOOKAHEAD_PIXELS in all), at least 10."""
+    return max(10, min(40, LOOKAHEAD_PIXELS // (width * height)))
 
 
 def check_readback(written: Path, frames: int, name: Path, folder: bool) -> None:
