@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from conftest import needs_data
 from test_cli import assert_one_line_error, run_cli
-from timelapse_cli.animate import Animator
+from timelapse_cli.animation import Animator
 from timelapse_cli.benchmark import SPEED_METHODS, BenchmarkOptions, evaluate, quality, speed
 from timelapse_cli.cli import app
 from timelapse_cli.metrics import psnr, ssim

@@ -534,6 +534,18 @@ def test_cli_import_defers_heavy_modules():
     assert r.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.parametrize("first", ["", "import timelapse_cli.cli, timelapse_cli.benchmark; "])
+def test_library_api_names(first):
+    """The README's `from timelapse_cli import animate, Animator, AnimateOptions`, in a fresh
+    interpreter, and after the CLI's modules have loaded: `animate` is the function."""
+    code = (first + "from timelapse_cli import animate, Animator, AnimateOptions, AnimateResult; "
+            "import inspect; print(inspect.isfunction(animate), inspect.isclass(Animator), "
+            "'output' in inspect.signature(animate).parameters)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert r.stdout.split() == ["True", "True", "True"]
+
+
 @pytest.mark.slow
 def test_segmenter_choice_for_animate(tiny_weights, outdir):
     """Without label maps, animate segments photo and reference with one segmenter."""

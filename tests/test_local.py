@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from timelapse_cli.animate import scan_reference
+from timelapse_cli.animation import scan_reference
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model import local
 from timelapse_cli.model.night import gaussian_blur, lit_pixels
@@ -129,7 +129,7 @@ def _png(path, frame):
 def test_animate_says_whether_the_photo_is_the_references_view(tmp_path, same):
     """A still of the reference's own view follows it place by place: its night frame has
     the lamps where the reference's has them; another photo is transferred class by class."""
-    from timelapse_cli.animate import Animator, AnimateOptions
+    from timelapse_cli.animation import Animator, AnimateOptions
 
     day, _ = _scene(0)
     night = _night(day)

@@ -112,7 +112,7 @@ def test_border_band_and_hand_mask(tmp_path):
 def test_soft_border_lowers_the_band_error_on_real_photos():
     """On in46 (a hand-drawn horizon over grass) the soft matte's band error is lower."""
     from conftest import needs_data
-    from timelapse_cli.animate import Animator
+    from timelapse_cli.animation import Animator
     from timelapse_cli.borders import evaluate
 
     data = needs_data("stills", "dpst", "in46.jpg").parents[2]

@@ -335,7 +335,7 @@ def test_lamps_stand_out_from_a_frame_brighter_than_the_reference():
 
 
 def test_the_summary_says_how_many_lamps_come_on_at_full_night():
-    from timelapse_cli.animate import ReferenceScan
+    from timelapse_cli.animation import ReferenceScan
     from timelapse_cli.methods import Timeflies
 
     photo, labels = _scene()

@@ -18,7 +18,7 @@ def test_shipped_files_match_their_pinned_sha256():
 
 @pytest.mark.slow
 def test_shipped_weights_beat_still_and_reinhard_on_a_held_out_sequence(tmp_path):
-    from timelapse_cli.animate import Animator
+    from timelapse_cli.animation import Animator
     from timelapse_cli.benchmark import BenchmarkOptions, evaluate
 
     name = "tilde-frankfurt"  # day, dusk and night with city lights; never trained on

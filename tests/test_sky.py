@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from timelapse_cli import retime
-from timelapse_cli.animate import AnimateOptions, Animator
+from timelapse_cli.animation import AnimateOptions, Animator
 from timelapse_cli.labels import encode_groups_rgb
 from timelapse_cli.metrics import e_tmp
 from timelapse_cli.motion import mean_flow, reference_sky_flow

@@ -16,6 +16,7 @@ __all__ = ["animate", "Animator", "AnimateOptions", "TimefliesError", "InputErro
 def __getattr__(name: str):
     # Deferred so that `import timelapse_cli` (and the CLI's --help) does not load torch.
     if name in ("animate", "Animator", "AnimateOptions", "AnimateResult"):
-        from . import animate as _animate
-        return getattr(_animate, name)
+        from . import animation  # the module is not called `animate`: that name is the function
+
+        return getattr(animation, name)
     raise AttributeError(name)

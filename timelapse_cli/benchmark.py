@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import data, images, labels, metrics, validate, video
 from .runtime import frames_per_batch
-from .animate import AnimateOptions, Animator, ReferenceScan, batched, label_maps, scan_reference, to_tensor, \
+from .animation import AnimateOptions, Animator, ReferenceScan, batched, label_maps, scan_reference, to_tensor, \
     to_uint8
 from .retime import reference_windows
 from .sky import unify_with_sky

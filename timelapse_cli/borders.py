@@ -20,7 +20,7 @@ import torch
 from scipy import ndimage
 
 from . import images, labels, video
-from .animate import Animator, to_tensor
+from .animation import Animator, to_tensor
 from .benchmark import run_method
 from .errors import InputError
 from .matte import soft_sky_labels

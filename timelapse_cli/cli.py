@@ -148,7 +148,7 @@ def animate(
     quiet: QuietOpt = False,
 ) -> None:
     """Animate IMAGE with the change over time of REFERENCE; write a video."""
-    from .animate import AnimateOptions, Animator
+    from .animation import AnimateOptions, Animator
 
     V.device(device)
     V.integer("--max-size", max_size, 1)

@@ -393,7 +393,7 @@ class Trainer:
     def validate(self) -> float:
         """The held-out check (benchmark --eval) on the validation sequences with the current
         generator: mean PSNR into log.jsonl; the best generator so far into OUT/best/."""
-        from .animate import Animator
+        from .animation import Animator
         from .benchmark import BenchmarkOptions, evaluate
 
         bopts = BenchmarkOptions(methods=("timeflies",), size=self.opts.val_size,
