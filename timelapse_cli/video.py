@@ -377,8 +377,9 @@ class VideoWriter:
             else:
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
                 # Converted here, not inside the encoder: left to the encoder the same frames
-                # gave different bytes in about a third of runs (tests/test_video.py).
-                video_frame = video_frame.reformat(format="yuv420p")
+                # gave different bytes in about a third of runs (tests/test_video.py). The
+                # stream's own pix_fmt (set in _open_video) is the one place that names it.
+                video_frame = video_frame.reformat(format=self._stream.pix_fmt)
             video_frame.pts = self.frames_written  # time_base is 1/fps
             self._container.mux(self._stream.encode(video_frame))
         self.frames_written += 1
