@@ -191,6 +191,9 @@ def test_cli_bad_input_is_one_line(tmp_path, tiny_weights):
     short = sequence(tmp_path / "data" / "one", n=1)
     assert_one_line_error(run_cli("benchmark", "--eval", short.parent, "--segmenter", "none",
                                   "--weights", tiny_weights), "at least 2")
+    assert_one_line_error(run_cli("benchmark", "--sky-clips", short.parent, "--weights", tiny_weights), "--image")
+    assert_one_line_error(run_cli("benchmark", "--sky-clips", short.parent, "--image", tmp_path / "x.png",
+                                  "--segmenter", "none", "--weights", tiny_weights), "segmenter")
 
 
 @pytest.mark.slow
@@ -210,6 +213,25 @@ def test_cli_real_eval_and_pair(tiny_weights, tmp_path):
     assert r["stages"]["sky"] and set(r["stages"]["motion"]) >= {"sky_degrees", "sky_speed", "ground_speed"}
     assert sum(r["stages"]["stages"].values()) <= r["stages"]["seconds"] * 1.01
     assert r["quality"]["frames"] == 6
+
+
+@pytest.mark.slow
+def test_cli_sky_clips_moves_the_sky_with_a_drifting_clip_only(tiny_weights, tmp_path):
+    """sky-clip-03's clouds drift about 2.4 px/frame rightwards: the photo's sky follows;
+    sky-clip-00's drift 0.37: it stays still."""
+    data = needs_data("timelapse")
+    photo = needs_data("stills", "dpst", "in46.jpg")
+    result = CliRunner().invoke(app, [
+        "benchmark", "--sky-clips", str(data), "--sequences", "sky-clip-00,sky-clip-03", "--image", str(photo),
+        "--size", "128", "--weights", str(tiny_weights), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    sc = json.loads((tmp_path / "r.json").read_text())["sky_clips"]
+    still, drifting = sc["rows"]
+    assert (still["clip"], still["must_move"], still["moved"], still["ok"]) == ("sky-clip-00", False, False, True)
+    assert drifting["drift"] == pytest.approx(2.4, abs=0.3) and drifting["moved"]
+    assert drifting["error_degrees"] < 35 and drifting["ok"]
+    assert (sc["moving"], sc["moving_ok"], sc["still"], sc["still_ok"]) == (1, 1, 1, 1)
+    assert "1 of 1 drifting clips move its sky" in " ".join(result.output.split())
 
 
 # ---------------------------------------------------------------------------- nights

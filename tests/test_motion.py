@@ -66,6 +66,19 @@ def test_pairs_that_do_not_agree_over_the_clip_are_no_motion():
     assert reference_sky_flow(drifting(16, steady), ALL_SKY) is not None
 
 
+def test_the_clip_s_drift_decides_not_the_agreeing_pairs_speed():
+    """Clouds that drift 0.7 px per frame at 128 px in most pairs and stand nearly still
+    (0.1) in the others: the agreeing pairs alone move 0.7, but the clip's drift, its mean
+    over every pair (what benchmark measures), is what must reach 0.5 px per frame."""
+    def clip(fast_pairs: int) -> list[np.ndarray]:
+        steps = [(0.35, 0.0)] * fast_pairs + [(0.05, 0.0)] * (15 - fast_pairs)   # at 64 px
+        order = np.random.default_rng(5).permutation(15)
+        return drifting(16, [steps[i] for i in order], smooth=1.5)
+    assert reference_sky_flow(clip(9), ALL_SKY) is None           # drift (9 x 0.7 + 6 x 0.1) / 15 = 0.46
+    flow = reference_sky_flow(clip(13), ALL_SKY)                   # (13 x 0.7 + 2 x 0.1) / 15 = 0.62
+    assert flow is not None and abs(flow.degrees) < 20
+
+
 def two_regions(n: int, top, bottom) -> list[np.ndarray]:
     """Frames whose top half drifts by `top` per frame and bottom half by `bottom`."""
     a, b = drifting(n, top), drifting(n, bottom)

@@ -1,7 +1,7 @@
 """`timeflies benchmark`: speed per resolution, where `animate` spends its time, and the
 paper's quality metrics, for timeflies and the baselines side by side.
 
-Four independent parts, each run when asked for:
+Independent parts, each run when asked for:
 - speed(res):       FPS of frame generation at res x res (paper Table 2), with the GFLOP per
                     frame counted by torch.utils.flop_counter and the GFLOP/s achieved;
 - stages(I, V):     one real `animate` run, its time per stage (decode, segment, ...);
@@ -13,7 +13,9 @@ Four independent parts, each run when asked for:
 - cross_scene(DIR): issue 18's night check with truth: a camera's brightest day frame as
                     the photo, another city's day-to-night sequence as the reference; the
                     output's darkest frames against the camera's real night frames (PSNR,
-                    daylight left, lit-block share, lift of the lights).
+                    daylight left, lit-block share, lift of the lights);
+- sky clips(DIR):   each sky clip as the reference for one photo: does its sky move with
+                    the clip's clouds, and stay still when they do not (skycheck.py).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from .animation import AnimateOptions, Animator, ReferenceScan, batched, label_m
     to_uint8
 from .retime import reference_windows
 from .sky import unify_with_sky
+from .skycheck import find_clips
 from .errors import InputError, TimefliesError
 from .methods import METHODS, make_method
 from .model import Generator, GeneratorConfig
@@ -69,6 +72,7 @@ class BenchmarkOptions:
     eval_dir: str | None = None
     borders_dir: str | None = None   # the shared data folder: border-band errors (borders.py)
     cross_dir: str | None = None     # cameras and references of the cross-scene night check
+    sky_dir: str | None = None       # sky clips: does the photo's (--image) sky move with each (skycheck.py)
     night_refs: tuple[str, ...] = NIGHT_REFERENCES  # its references (sequence names in cross_dir)
     sequences: str = "*"             # name pattern of the sequences to evaluate
     max_frames: int | None = None    # cap on frames per sequence / reference
@@ -89,6 +93,7 @@ class BenchmarkResult:
     evaluation: dict | None = None
     borders: list[dict] | None = None
     cross_scene: dict | None = None
+    sky_clips: dict | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -99,8 +104,15 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
     for name in opts.methods:
         if name not in METHODS:
             raise TimefliesError(f"unknown method '{name}'; use any of: {', '.join(METHODS)}")
-    if (opts.image is None) != (opts.reference is None):
+    if opts.reference is not None and opts.image is None:
         raise TimefliesError("give both --image and --reference for the quality figures")
+    if opts.image is not None and opts.reference is None and opts.sky_dir is None:
+        raise TimefliesError("give both --image and --reference for the quality figures (or --sky-clips for "
+                             "the sky check alone)")
+    if opts.sky_dir is not None and opts.image is None:
+        raise TimefliesError("--sky-clips animates one photo with each clip: give it with --image")
+    if opts.sky_dir is not None and opts.segmenter == "none":
+        raise TimefliesError("--sky-clips needs a segmenter to find the skies: drop --segmenter none")
     if opts.vgg and not opts.image:
         raise TimefliesError("--vgg is for the Gram distance of the quality figures; give --image and "
                              "--reference too")
@@ -108,9 +120,10 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
         raise TimefliesError("--res, --frames, --repeats and --batch must be positive")
     sequences = eval_sequences(opts.eval_dir, opts.sequences) if opts.eval_dir else []
     cameras, refs = cross_scene_inputs(opts.cross_dir, opts.sequences, opts.night_refs) if opts.cross_dir else ([], [])
+    clips = find_clips(opts.sky_dir, opts.sequences) if opts.sky_dir else []
     animator = Animator(weights, device)
     result = BenchmarkResult(machine_info(animator.device))
-    ticker = _Ticker(progress, _work_units(opts, len(sequences), _pair_count(cameras, refs)))
+    ticker = _Ticker(progress, _work_units(opts, len(sequences), _pair_count(cameras, refs)) + len(clips))
     others = [Animator(w, device) for w in opts.compare]
     with torch.inference_mode():
         for res in opts.res:
@@ -118,7 +131,7 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
             for path, other in zip(opts.compare, others):  # the same run: ratios between weights hold
                 result.speed += speed(other, res, replace(opts, methods=("timeflies",)), ticker,
                                       label=f"timeflies ({path})", rows=("timeflies",))
-        if opts.image:
+        if opts.image and opts.reference:
             result.stages = stages(animator, opts.image, opts.reference, opts)
             ticker()
             result.quality = quality(animator, opts.image, opts.reference, opts, ticker)
@@ -133,7 +146,21 @@ def run(weights: str | None, device: str, opts: BenchmarkOptions,
                                               seed=opts.seed, tick=ticker)
         if opts.cross_dir:
             result.cross_scene = cross_scene(animator, opts, cameras, refs, ticker)
+        if opts.sky_dir:
+            result.sky_clips = _sky_clips(animator, opts, clips, ticker)
     return result
+
+
+def _sky_clips(animator: Animator, opts: BenchmarkOptions, clips, tick) -> dict:
+    from .segment import resolve_segmenter
+    from .skycheck import sky_clips
+
+    aopts = AnimateOptions(size=opts.size, ref_size=opts.ref_size, segmenter=opts.segmenter,
+                           seg_config=opts.seg_config, seg_checkpoint=opts.seg_checkpoint, seed=opts.seed,
+                           batch=opts.batch, frames=opts.max_frames)
+    segmenter = resolve_segmenter(opts.segmenter, opts.seg_config, opts.seg_checkpoint, str(animator.device))
+    return sky_clips(animator, opts.image, clips, aopts, segmenter,
+                     lambda frames: _motion(animator, opts.image, frames, opts), tick)
 
 
 # ----------------------------------------------------------------------------- speed
@@ -624,7 +651,7 @@ class _Ticker:
 def _work_units(opts: BenchmarkOptions, sequences: int, pairs: int = 0) -> int:
     speed_rows = sum(1 for n in SPEED_METHODS if _TIMEFLIES_ROWS.get(n, n) in opts.methods) + len(opts.compare)
     units = len(opts.res) * speed_rows * (opts.repeats + 1)
-    if opts.image:
+    if opts.image and opts.reference:
         units += 1 + len(opts.methods)
     if opts.eval_dir:
         units += sequences * len(opts.methods)

@@ -469,7 +469,8 @@ def benchmark(
     frames: Annotated[int, typer.Option(help="Frames per timed run.")] = 8,
     repeats: Annotated[int, typer.Option(help="Timed runs per row, after one warm-up run.")] = 3,
     image: Annotated[Optional[Path], typer.Option(
-        help="Photo for the quality figures (E_tmp, sigma_tmp, SSIM, Gram distance) and the stage breakdown.",
+        help="Photo for the quality figures (E_tmp, sigma_tmp, SSIM, Gram distance) and the stage breakdown "
+        "(with --reference), or for --sky-clips.",
         show_default=False)] = None,
     reference: Annotated[Optional[Path], typer.Option(
         help="Reference time-lapse for --image.", show_default=False)] = None,
@@ -483,11 +484,15 @@ def benchmark(
         help="Data folder: night check with truth, each camera's brightest day frame animated with each "
         "--night-refs sequence, its darkest frames against the camera's real nights (cameras: --sequences "
         "or --split; default the test split's AMOS webcams).", show_default=False)] = None,
+    sky_clips: Annotated[Optional[Path], typer.Option(
+        help="Data folder: each sky clip (sky-clip-*, or --sequences) as the reference for --image at --size: "
+        "does the photo's sky move with the clip's clouds, and stay still when they drift under 0.5 px/frame "
+        "at 128 px.", show_default=False)] = None,
     night_refs: Annotated[str, typer.Option(help="Comma-separated reference sequences of --cross-scene.")] =
         "pyramid-webcam,tilde-frankfurt",
     sequences: Annotated[str, typer.Option(
-        help="Only the --eval (and --cross-scene) sequences whose name matches this pattern (comma-separated: "
-        "any of them).")] = "*",
+        help="Only the --eval (and --cross-scene, --sky-clips) sequences whose name matches this pattern "
+        "(comma-separated: any of them).")] = "*",
     split: Annotated[Optional[str], typer.Option(
         help="Only the --eval (and --cross-scene) sequences of the shipped weights' test or validation split, "
         "or test-2025 (the test split before the AMOS webcams) (recipe.py).",
@@ -527,7 +532,8 @@ def benchmark(
         from .recipe import split_patterns
         sequences = split_patterns(split)
     sizes = _resolutions([*(res or []), *ctx.args])
-    if not sizes and image is None and eval_dir is None and borders is None and cross_scene is None:
+    if not sizes and image is None and eval_dir is None and borders is None and cross_scene is None \
+            and sky_clips is None:
         sizes = [256]
     V.device(device)
     V.integer("--frames", frames, 1, V.MAX_TIMED_FRAMES)
@@ -556,6 +562,7 @@ def benchmark(
         image=str(image) if image else None, reference=str(reference) if reference else None, size=size,
         stage_size=stage_size, eval_dir=str(eval_dir) if eval_dir else None, sequences=sequences,
         borders_dir=str(borders) if borders else None, cross_dir=str(cross_scene) if cross_scene else None,
+        sky_dir=str(sky_clips) if sky_clips else None,
         night_refs=tuple(r.strip() for r in night_refs.split(",") if r.strip()),
         max_frames=max_frames, vgg=str(vgg) if vgg else None, segmenter=segmenter, seg_config=seg_config,
         seg_checkpoint=str(seg_checkpoint) if seg_checkpoint else None, seed=seed,
@@ -564,7 +571,7 @@ def benchmark(
     # existing file, and their folders must take files.
     outputs.check_outputs({"--json": json_file, "--plot": plot_file}, {
         "--image": image, "--reference": reference, "--eval": eval_dir, "--borders": borders, "--vgg": vgg, "--weights": weights,
-        "--cross-scene": cross_scene,
+        "--cross-scene": cross_scene, "--sky-clips": sky_clips,
         "--checkpoint": seg_checkpoint, "--config": seg_config})
     for option, path, suffix in (("--json", json_file, ".json"), ("--plot", plot_file, ".png")):
         if path:

@@ -26,7 +26,25 @@ def tables(result: BenchmarkResult) -> list[Table]:
         out.append(_borders_table(result.borders))
     if result.cross_scene:
         out += _cross_tables(result.cross_scene)
+    if result.sky_clips:
+        out.append(_sky_clips_table(result.sky_clips))
     return out
+
+
+def _sky_clips_table(sc: dict) -> Table:
+    worst = "-" if sc["worst_degrees"] is None else f"{sc['worst_degrees']:.0f}°"
+    t = _table(f"Sky clips as the reference for {Path(sc['photo']).name}: {sc['moving_ok']} of {sc['moving']} "
+               f"drifting clips move its sky within {sc['max_degrees']:.0f}° (worst {worst}), {sc['still_ok']} of "
+               f"{sc['still']} slower ones leave it still",
+               f"drift: the clip's mean sky flow vector at 128 px, px/frame (at least {sc['drift']} must move the "
+               "sky); output: the output's mean sky flow; error: between their directions",
+               "clip", "drift", "towards", "moved", "output", "towards", "error", "")
+    deg = lambda x: "-" if x is None else f"{x:.0f}°"  # noqa: E731
+    for r in sc["rows"]:
+        t.add_row(r["clip"], f"{r['drift']:.2f}", deg(r["drift_degrees"]), "yes" if r["moved"] else "no",
+                  "-" if r["out_speed"] is None else f"{r['out_speed']:.2f}", deg(r["out_degrees"]),
+                  deg(r["error_degrees"]), "ok" if r["ok"] else "FAIL")
+    return t
 
 
 def _speed_table(speed: list[dict], m: dict) -> Table:
