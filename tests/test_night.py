@@ -12,7 +12,8 @@ from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from timelapse_cli.model.modulation import Regions, class_stats
 from timelapse_cli.model.night import (DarkestNight, add_light, cell_size, greenery, light_cues, lit_pixels, lit_share,
-                                       luminance, night_transfer, place_lights, read_night, render_lights, shading)
+                                       luminance, night_transfer, place_lights, read_night, render_lights, shading,
+                                       FILL_SCALE, window_map)
 
 H, W = 48, 64
 
@@ -364,3 +365,72 @@ def test_lamps_and_their_glow_light_as_many_cells_as_the_reference_asks():
     out = light_up(dark, sites, torch.ones(1, 3, H, W), ground, light)
     assert lit_share(plain, ground).item() > 1.2 * 0.1                      # the glow spills
     assert lit_share(out, ground).item() == pytest.approx(0.1, abs=0.02)
+
+
+def _facade(n=128):
+    """A photo (1, 3, n, n): sky in the top quarter, a plain wall on the left half of the
+    ground and a facade on the right half: a light wall with dark 2x2 windows every 4 px."""
+    photo = torch.full((1, 3, n, n), 0.7)
+    photo[:, :, :n // 4] = torch.tensor([0.55, 0.7, 0.95]).view(1, 3, 1, 1)
+    for y in range(n // 4 + 4, n - 2, 4):
+        for x in range(n // 2 + 4, n - 2, 4):
+            photo[:, :, y:y + 2, x:x + 2] = 0.2
+    photo = photo + 0.01 * torch.rand(1, 1, n, n, generator=torch.Generator().manual_seed(0))  # no ties
+    ground = torch.ones(1, 1, n, n)
+    ground[..., :n // 4, :] = 0
+    return photo, ground
+
+
+def test_windows_are_the_facade_s_dark_features_as_many_as_the_fill_asks():
+    photo, ground = _facade()
+    lab = rgb_to_lab(photo)
+    cell = cell_size((128, 128))                                   # 4 px: 16 pixels per cell
+    # The reference's fill is scaled by FILL_SCALE: these light 1 and all 16 pixels of a cell.
+    few, many = window_map(lab, ground, 1 / 16 / FILL_SCALE), window_map(lab, ground, 1 / FILL_SCALE)
+    window = photo[:, :1] < 0.3
+    assert many.sum() > 0 and (many.bool() <= window).all()        # window panes only: no wall, no sky
+    assert many[..., :32, :].sum() == 0 and many[..., :, :64].sum() == 0
+    assert (few.bool() <= many.bool()).all() and few.sum() < many.sum()  # less fill: a subset
+    per_cell = torch.nn.functional.avg_pool2d(few, cell) * cell * cell
+    assert per_cell.max() <= 1                                     # 1/16 of 16 pixels: one per cell
+
+
+def test_a_lit_facade_cell_lights_its_windows_and_a_plain_cell_keeps_its_point():
+    photo, ground = _facade()
+    lab = rgb_to_lab(photo)
+    sky = 1 - ground
+    sites = place_lights(torch.zeros(1, 1, 32, 32), sky, (128, 128), seed=1)
+    sites = replace(sites, windows=window_map(lab, ground, 1 / FILL_SCALE))
+    frame = torch.full((1, 3, 64, 64), 0.03)
+    frame[0, :, 40:42, 20:22] = 1.0
+    light = replace(read_night(frame, rgb_to_lab(frame), torch.zeros(64 * 64, dtype=torch.long), 1, None, LAB_EPS),
+                    share=torch.tensor([1.0]))                     # every cell lit
+    lamps, _ = render_lights(sites, light)
+    lit = luminance(lamps)[0, 0] > 0.2
+    window = photo[0, 0] < 0.3
+    facade = (torch.arange(128).view(1, 128) >= 68) & (torch.arange(128).view(128, 1) >= 36)  # cells with windows
+    assert lit[window & facade].float().mean() > 0.9               # the windows glow ...
+    assert not lit[~window & facade].any()                         # ... not the wall between them
+    assert lit[32:, :60].sum() > 0                                 # the plain wall keeps point lamps
+    points, _ = render_lights(replace(sites, windows=None), light)
+    assert torch.equal(luminance(points)[0, 0, 32:, :60] > 0.2, lit[32:, :60])
+
+
+def test_the_darkest_frame_says_how_much_of_a_lit_cell_glows():
+    darkest = DarkestNight()
+    frame = torch.zeros(1, 3, H, W)
+    frame[0, :, 20:22, 8:10] = 1.0                                 # a 2x2 lamp inside one 2x2 cell
+    frame[0, :, 30:31, 40:41] = 1.0                                # a 1 px lamp: a quarter of its cell
+    frame = frame + 0.02                                           # not a black frame
+    darkest.add(frame)
+    assert cell_size((H, W)) == 2 and darkest.fill == pytest.approx((1 + 0.25) / 2)
+
+
+def test_the_reference_s_fill_reaches_the_photo_s_windows():
+    photo, _ = _facade()
+    labels = torch.zeros(128, 128, dtype=torch.long)
+    labels[:32] = 1
+    g = _night_generator()
+    sparse = g.encode_image(photo, labels, 2, sky_id=1, seed=0, night_share=0.2, night_fill=0.25).sites.windows
+    dense = g.encode_image(photo, labels, 2, sky_id=1, seed=0, night_share=0.2, night_fill=1.0).sites.windows
+    assert 0 < sparse.sum() < dense.sum()

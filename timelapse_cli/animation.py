@@ -315,6 +315,7 @@ class ReferenceScan:
     """What one pass over the whole reference finds, before any frame is made."""
     anchor: torch.Tensor | None    # (1, 3, h, w): the frame most like the photo, or the frames' mean
     night_share: float | None      # lit share of the darkest frame: the lamps on at full night
+    night_fill: float | None = None  # share of a lit cell's pixels lit in that frame: how much of a facade
 
 
 def scan_reference(image: torch.Tensor, frames: Iterable[np.ndarray], device,
@@ -329,7 +330,7 @@ def scan_reference(image: torch.Tensor, frames: Iterable[np.ndarray], device,
         t = to_tensor(frame).to(device)
         picker.add(t)
         darkest.add(t)
-    return ReferenceScan(picker.anchor(), darkest.share)
+    return ReferenceScan(picker.anchor(), darkest.share, darkest.fill)
 
 
 def to_tensor(frame: np.ndarray) -> torch.Tensor:

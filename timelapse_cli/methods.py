@@ -25,6 +25,7 @@ from .model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from .errors import TimefliesError
 from .model import Generator, noise_frames
 from .model.modulation import Regions, SoftLabels, class_stats
+from .model.night import window_cells
 
 CHANNELS_LAST = torch.channels_last
 
@@ -60,10 +61,11 @@ class Timeflies(Method):
         # channels_last: oneDNN's convolutions run ~25% faster on it than on NCHW.
         self.image = image.contiguous(memory_format=CHANNELS_LAST)
         self.img_labels, self.ref_labels, self.k, self.sky = img_labels, ref_labels, k, sky
-        self.anchor, self.night_share = (scan.anchor, scan.night_share) if scan is not None else (None, None)
+        self.anchor, self.night_share, self.night_fill = (scan.anchor, scan.night_share, scan.night_fill) \
+            if scan is not None else (None, None, None)
         if not self.naive:
             self.cache = self.model.encode_image(self.image, img_labels, k, sky, self.seed, self.anchor,
-                                                 self.night_share)
+                                                 self.night_share, self.night_fill)
             self.note = "; ".join(filter(None, [view_note(self.cache.local), lamps_note(self.cache)]))
 
     def generate(self, windows, first, photos=None):
@@ -73,7 +75,7 @@ class Timeflies(Method):
         windows = windows.contiguous(memory_format=CHANNELS_LAST)
         if self.naive:
             out = self.model(self.image.expand(b, -1, -1, -1), self.img_labels, windows, self.ref_labels, self.k, z,
-                             self.sky, self.seed, self.anchor, self.night_share)
+                             self.sky, self.seed, self.anchor, self.night_share, self.night_fill)
         else:
             out = self.model.decode(self.cache, windows, self.ref_labels, z, image=photos)
         return out.clamp(0, 1)
@@ -93,9 +95,12 @@ def lamps_note(cache) -> str:
     """The summary's words on the night's lamps (model/night.py) of a prepared photo."""
     if cache.sites is None or not cache.night_share:  # a reference without lit nights: nothing to say
         return ""
-    on = min(len(cache.sites.index), round(cache.night_share * cache.sites.cells))
+    sites = cache.sites
+    on = min(len(sites.index), round(cache.night_share * sites.cells))
+    windows = 0 if sites.windows is None else int((window_cells(sites)[sites.index[:on]] > 0).sum())
+    lit_windows = f", {windows} of them lit windows" if windows else ""
     return (f"at full night {on} lamps ({cache.night_share:.0%} of the light cells, as in the reference's "
-            f"darkest frame)")
+            f"darkest frame{lit_windows})")
 
 
 class Still(Method):

@@ -33,6 +33,8 @@ class GeneratorConfig:
     # shading taken out as it darkens, and light sprites placed by the light head where the
     # reference has lit pixels. Off: the plain classwise transfer (affine head only).
     night: bool = False
+    # Night: a lit cell that holds windows (night.window_map) lights them instead of a point.
+    windows: bool = True
     # Local transfer (local.py): when the photo shows the reference's own view, each part of
     # it changes as the same part of the reference does (from the reference frame most like
     # the photo), instead of class by class. Needs that frame (an anchor) at encode_image;

@@ -21,7 +21,7 @@ from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
 from .modulation import Regions, SoftLabels, class_stats, modulate
 from .night import LightHead, LightSites, albedo, greenery, light_cues, light_up, lit_share, night_transfer, \
-    place_lights, read_night, shading
+    place_lights, read_night, shading, window_map
 
 
 @dataclass
@@ -63,12 +63,13 @@ class Generator(nn.Module):
 
     def encode_image(self, image: torch.Tensor, labels: torch.Tensor, num_classes: int,
                      sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None,
-                     night_share: float | None = None) -> ImageCache:
+                     night_share: float | None = None, night_fill: float | None = None) -> ImageCache:
         """image (B, 3, H, W) in [0, 1]; labels (H, W) int64 in 0..K-1 (-1 = no class);
         sky_id: the sky's class (night: no lights there); seed: where the lights are;
         anchor (1, 3, h, w): the reference frame most like the photo (local transfer);
         night_share: the lit share of the reference's darkest frame (night.DarkestNight),
-        the lamps on at full night; None: each frame's own share."""
+        the lamps on at full night; None: each frame's own share; night_fill: the share of a
+        lit cell's pixels lit in that frame (night.window_map), None: WINDOW_FILL."""
         size = tuple(image.shape[-2:])
         work = self.work_shape(size)
         net_image = image if work == size else F.interpolate(image, size=work, mode="area")
@@ -89,7 +90,7 @@ class Generator(nn.Module):
                 cache.base = linear_to_lab(linear)
                 cache.base_stats = class_stats(cache.base, cache.regions, LAB_EPS)
                 if self.night:
-                    self._encode_night(cache, linear[:1], net_image[:1], labels, sky_id, seed)
+                    self._encode_night(cache, linear[:1], net_image[:1], labels, sky_id, seed, night_fill)
                     cache.night_share = night_share
                 if self.config.local and anchor is not None:
                     cache.local = local.prepare(image[:1], anchor, linear[:1])
@@ -110,7 +111,7 @@ class Generator(nn.Module):
         return self.light_head(light_cues(lab, sky))
 
     def _encode_night(self, cache: ImageCache, linear: torch.Tensor, net_image: torch.Tensor, labels,
-                      sky_id: int | None, seed: int) -> None:
+                      sky_id: int | None, seed: int, fill: float | None = None) -> None:
         ids = labels.ids if isinstance(labels, SoftLabels) else labels
         ids = ids.to(cache.base.device)
         k = cache.num_classes
@@ -122,7 +123,10 @@ class Generator(nn.Module):
         net_lab = cache.base[:1] if cache.work == cache.size else rgb_to_lab(net_image)
         logits = self.light_logits(net_lab, F.interpolate(sky, size=cache.work, mode="area"))
         # Lamps in tree crowns and on lawns only when every other place has one.
-        cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=greenery(cache.base[:1]))
+        green = greenery(cache.base[:1])
+        cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=green)
+        if self.config.windows:
+            cache.sites = replace(cache.sites, windows=window_map(cache.base[:1], (1 - sky) * (1 - green), fill))
         cache.albedo = albedo(linear)
         cache.ground = 1 - sky
         cache.class_mean = cache.regions.gather(cache.base_stats[0])
@@ -201,7 +205,7 @@ class Generator(nn.Module):
     def forward(self, image: torch.Tensor, labels: torch.Tensor, windows: torch.Tensor,
                 ref_labels: torch.Tensor, num_classes: int, noise: torch.Tensor | None,
                 sky_id: int | None = None, seed: int = 0, anchor: torch.Tensor | None = None,
-                night_share: float | None = None) -> torch.Tensor:
+                night_share: float | None = None, night_fill: float | None = None) -> torch.Tensor:
         """The full generator for every frame: image (B, 3, H, W), one copy per window."""
-        cache = self.encode_image(image, labels, num_classes, sky_id, seed, anchor, night_share)
+        cache = self.encode_image(image, labels, num_classes, sky_id, seed, anchor, night_share, night_fill)
         return self.decode(cache, windows, ref_labels, noise)

@@ -148,6 +148,7 @@ class DarkestNight:
         self.sky = sky                      # (h, w) bool: the reference's sky, never lit
         self.luminance = float("inf")
         self.share: float | None = None     # None until a frame was added
+        self.fill: float | None = None      # share of a lit cell's pixels that are lit (window_map)
 
     def add(self, frame: torch.Tensor) -> None:
         """frame (1, 3, h, w) sRGB."""
@@ -155,7 +156,10 @@ class DarkestNight:
         if BLACK_FRAME <= y < self.luminance:
             self.luminance = y
             sky = None if self.sky is None else self.sky.to(frame.device)
-            self.share = float(_emitters(frame, sky)[1][0])
+            lit, share = _emitters(frame, sky)
+            self.share = float(share[0])
+            per_cell = F.avg_pool2d(lit.to(frame.dtype), cell_size(tuple(frame.shape[-2:])), ceil_mode=True)
+            self.fill = float(per_cell[per_cell > 0].mean()) if bool((per_cell > 0).any()) else None
 
 
 def _ambient_stats(lab: torch.Tensor, keep: torch.Tensor, index: torch.Tensor, k: int, night: torch.Tensor,
@@ -316,6 +320,7 @@ class LightSites:
     colour: torch.Tensor  # (M,) long: which lit-colour quantile each light takes
     cells: int           # light cells of the whole image (share x cells lights are on)
     size: tuple[int, int]
+    windows: torch.Tensor | None = None  # (1, 1, H, W) window_map: what a lit cell lights besides its lamp
 
 
 def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int], seed: int,
@@ -368,8 +373,66 @@ def render_lights(sites: LightSites, light: NightLight) -> tuple[torch.Tensor, t
     amp = light.colours[:, sites.colour] * on[..., None]         # (B, M, 3)
     scale = max(h, w) / 256
     lamps = _glow(amp, sites, CORE_SIGMA * scale)
+    if sites.windows is not None:  # a cell with windows lights them instead of a point
+        has = window_cells(sites).view(1, 1, h, w) > 0
+        lamps = torch.where(has, _cell_fill(amp, sites) * sites.windows, lamps)
     thrown = NEAR_GAIN * _glow(amp, sites, NEAR_SIGMA * scale) + FAR_GAIN * _glow(amp, sites, FAR_SIGMA * scale)
     return lamps, thrown
+
+
+def _cell_fill(amp: torch.Tensor, sites: LightSites) -> torch.Tensor:
+    """Each light's amplitude amp (B, M, 3) over its whole cell: (B, 3, H, W)."""
+    h, w = sites.size
+    cell = cell_size(sites.size)
+    gh, gw = -(-h // cell), -(-w // cell)
+    cells = (sites.index // w) // cell * gw + (sites.index % w) // cell
+    grid = torch.zeros(amp.shape[0], 3, gh * gw, dtype=amp.dtype, device=amp.device)
+    grid.index_add_(2, cells, amp.transpose(1, 2))
+    return _upsample_cells(grid.view(-1, 3, gh, gw), sites.size)
+
+
+def window_cells(sites: LightSites) -> torch.Tensor:
+    """(H * W,) flat: how many window pixels the light cell of each pixel holds (0: a point lamp)."""
+    cell = cell_size(sites.size)
+    counts = F.avg_pool2d(sites.windows, cell, ceil_mode=True, divisor_override=1)
+    return _upsample_cells(counts, sites.size).flatten()
+
+
+def _upsample_cells(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, gh, gw) values per light cell -> (B, C, H, W), each cell's value on its pixels."""
+    cell = cell_size(size)
+    return grid.repeat_interleave(cell, -2).repeat_interleave(cell, -1)[..., :size[0], :size[1]]
+
+
+# Lit windows. At night a lit building shows its windows, not one point: in a lit cell,
+# the photo's small features darker than the wall around them (window panes, doors,
+# arcades by day: darker than a blur of a quarter cell by at least WINDOW_CONTRAST L*)
+# light up, the most marked first. How many follows the reference: FILL_SCALE of the
+# share of a lit cell's pixels that its darkest frame lights (DarkestNight.fill; most of
+# those are a lamp's dim halo, these take the lamp's full colour), WINDOW_FILL without a
+# scan of the reference. A cell with no such feature (a street, a square) keeps its point
+# lamp. On the validation cameras' cross-scene check (mean PSNR 16.10 dB with points),
+# FILL_SCALE 0.1 gives 16.00, 0.25 15.40 and 1 14.30: a window in a plausible but wrong
+# place costs what it adds.
+WINDOW_CONTRAST = 4.0
+FILL_SCALE = 0.1
+WINDOW_FILL = 0.04
+
+
+def window_map(lab: torch.Tensor, ground: torch.Tensor, fill: float | None = None) -> torch.Tensor:
+    """(1, 3, H, W) Lab of the photo, (1, 1, H, W) weight of where windows may be (its
+    ground) -> (1, 1, H, W) 0/1: the pixels a lit cell lights; fill: their share of a
+    cell's pixels at most."""
+    h, w = lab.shape[-2:]
+    cell = cell_size((h, w))
+    light = lab[:, :1]
+    dark = (gaussian_blur(light, max(cell / 4, 0.5)) - light).clamp(min=0) * (ground > 0.5)
+    # The n-th most marked pixel of each cell (n = fill x its pixels) sets its threshold.
+    n = max(1, round((WINDOW_FILL if fill is None else fill * FILL_SCALE) * cell * cell))
+    gh, gw = -(-h // cell), -(-w // cell)
+    cells = F.pad(dark, (0, gw * cell - w, 0, gh * cell - h)).view(gh, cell, gw, cell)
+    nth = cells.permute(0, 2, 1, 3).reshape(gh, gw, -1).topk(n, -1).values[..., -1]    # (gh, gw)
+    return ((dark >= WINDOW_CONTRAST) & (dark >= _upsample_cells(nth[None, None], (h, w)))).to(lab.dtype)
 
 
 def _glow(amp: torch.Tensor, sites: LightSites, sigma: float) -> torch.Tensor:
