@@ -115,7 +115,7 @@ def test_quality_on_a_pair(animator, tmp_path):
     for r in q["rows"][1:]:
         assert len(r["ssim_per_frame"]) == len(r["gram_per_frame"]) == 4
     assert len(tables(type("R", (), dict(machine={}, speed=[], stages=None, quality=q, evaluation=None, borders=None,
-                                       cross_scene=None))())) == 1
+                                       cross_scene=None, sky_clips=None))())) == 1
 
 
 def test_quality_gram_distance_on_imported_vgg(animator, tmp_path):
@@ -261,7 +261,7 @@ def test_evaluate_reports_night_frames_only_where_there_are_some(animator, tmp_p
     assert ev["night_mean"]["sequences"] == ["b-dusk"]
     assert ev["night_mean"]["rows"][1]["psnr"] == pytest.approx(rows["reinhard-class"])
     result = type("R", (), dict(machine={}, speed=[], stages=None, quality=None, evaluation=ev, borders=None,
-                                cross_scene=None))()
+                                cross_scene=None, sky_clips=None))()
     assert [t.title.split(":")[0] for t in tables(result)][-1] == "Night frames (target mean luminance < 0.12)"
 
 
@@ -330,7 +330,7 @@ def test_cross_scene_on_synthetic_cameras(animator, tmp_path):
     assert means[("ref", "still")]["psnr"] == pytest.approx((still["psnr"] + plain["rows"][0]["psnr"]) / 2)
     assert means[(None, "reinhard-class")]["pairs"] == 2
     result = type("R", (), dict(machine={}, speed=[], stages=None, quality=None, evaluation=None, borders=None,
-                                cross_scene=cs))()
+                                cross_scene=cs, sky_clips=None))()
     from rich.console import Console
 
     console = Console(width=80, record=True)

@@ -434,3 +434,5 @@ def test_the_reference_s_fill_reaches_the_photo_s_windows():
     sparse = g.encode_image(photo, labels, 2, sky_id=1, seed=0, night_share=0.2, night_fill=0.25).sites.windows
     dense = g.encode_image(photo, labels, 2, sky_id=1, seed=0, night_share=0.2, night_fill=1.0).sites.windows
     assert 0 < sparse.sum() < dense.sum()
+    points = _night_generator(windows=False)                       # config.json's switch: point lamps only
+    assert points.encode_image(photo, labels, 2, sky_id=1, seed=0, night_share=0.2, night_fill=1.0).sites.windows is None
