@@ -223,16 +223,19 @@ def class_blur(values: torch.Tensor, masks: torch.Tensor, sigma: float) -> torch
     return ((num / den) * masks[:, None]).sum(2)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (..., H, W), replicate edges; sigma in pixels."""
+def gaussian_blur(x: torch.Tensor, sigma: float, along: str = "xy") -> torch.Tensor:
+    """Separable Gaussian blur of (..., H, W), replicate edges; sigma in pixels; along "x"
+    or "y" only blurs along that axis."""
     shape = x.shape
     x = x.reshape(-1, 1, *shape[-2:])
     r = max(1, int(3 * sigma))
     t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    if "x" in along:
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    if "y" in along:
+        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
     return x.reshape(shape)
 
 
@@ -406,7 +409,8 @@ def _upsample_cells(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 # Lit windows. At night a lit building shows its windows, not one point: in a lit cell,
 # the photo's small features darker than the wall around them (window panes, doors,
-# arcades by day: darker than a blur of a quarter cell by at least WINDOW_CONTRAST L*)
+# arcades by day: darker than a blur of a quarter cell along each axis by at least
+# WINDOW_CONTRAST L*; a thin line or an edge's dark side is not, it streaked)
 # light up, the most marked first. How many follows the reference: FILL_SCALE of the
 # share of a lit cell's pixels that its darkest frame lights (DarkestNight.fill; most of
 # those are a lamp's dim halo, these take the lamp's full colour), WINDOW_FILL without a
@@ -426,7 +430,11 @@ def window_map(lab: torch.Tensor, ground: torch.Tensor, fill: float | None = Non
     h, w = lab.shape[-2:]
     cell = cell_size((h, w))
     light = lab[:, :1]
-    dark = (gaussian_blur(light, max(cell / 4, 0.5)) - light).clamp(min=0) * (ground > 0.5)
+    # Darker than its neighbours across both axes: a pane is, the dark side of an edge or
+    # a long thin line (a shadow's border, a road marking) is not.
+    sigma = max(cell / 4, 0.5)
+    across = torch.minimum(gaussian_blur(light, sigma, "x"), gaussian_blur(light, sigma, "y"))
+    dark = (across - light).clamp(min=0) * (ground > 0.5)
     # The n-th most marked pixel of each cell (n = fill x its pixels) sets its threshold.
     n = max(1, round((WINDOW_FILL if fill is None else fill * FILL_SCALE) * cell * cell))
     gh, gw = -(-h // cell), -(-w // cell)
