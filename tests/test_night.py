@@ -13,7 +13,7 @@ from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from timelapse_cli.model.modulation import Regions, class_stats
 from timelapse_cli.model.night import (DarkestNight, add_light, cell_size, greenery, light_cues, lit_pixels, lit_share,
                                        luminance, night_transfer, place_lights, read_night, render_lights, shading,
-                                       FILL_SCALE, window_map)
+                                       FILL_SCALE, window_map, with_windows)
 
 H, W = 48, 64
 
@@ -401,7 +401,7 @@ def test_a_lit_facade_cell_lights_its_windows_and_a_plain_cell_keeps_its_point()
     lab = rgb_to_lab(photo)
     sky = 1 - ground
     sites = place_lights(torch.zeros(1, 1, 32, 32), sky, (128, 128), seed=1)
-    sites = replace(sites, windows=window_map(lab, ground, 1 / FILL_SCALE))
+    sites = with_windows(sites, window_map(lab, ground, 1 / FILL_SCALE))
     frame = torch.full((1, 3, 64, 64), 0.03)
     frame[0, :, 40:42, 20:22] = 1.0
     light = replace(read_night(frame, rgb_to_lab(frame), torch.zeros(64 * 64, dtype=torch.long), 1, None, LAB_EPS),

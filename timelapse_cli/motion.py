@@ -180,14 +180,14 @@ def reference_sky_flow(frames: Iterable[np.ndarray], sky: np.ndarray) -> SkyFlow
     # The drift must be the clouds' that the agreeing pairs track (their field at least
     # AGREE of its speed), not a webcam's scattered pairs, whose mean is no motion.
     # Clouds that converge from both sides move, though their mean vector is nil.
-    drift = clip_drift(small, sky)
+    drift = math.hypot(*clip_drift(small, sky))
     moving = MIN_SPEED <= drift <= typical / AGREE or typical >= CONVERGING * MIN_SPEED
     return flow if moving else None
 
 
-def clip_drift(frames: list[np.ndarray], sky: np.ndarray) -> float:
-    """The clip's drift: the length of `mean_flow`'s mean vector over all its pairs, in
-    its sky shrunk by DRIFT_ERODE px, in long sides per frame. frames: (h, w, 3) uint8 at
+def clip_drift(frames: list[np.ndarray], sky: np.ndarray) -> tuple[float, float]:
+    """The clip's drift: `mean_flow`'s mean vector (dx, dy) over all its pairs, in its sky
+    shrunk by DRIFT_ERODE px, in long sides per frame. frames: (h, w, 3) uint8 at
     DRIFT_SIDE px; sky: (H, W) bool at any size."""
     import cv2
 
@@ -196,9 +196,9 @@ def clip_drift(frames: list[np.ndarray], sky: np.ndarray) -> float:
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     inner = cv2.erode(mask, cross, iterations=DRIFT_ERODE, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
     if not inner.any():
-        return 0.0
+        return 0.0, 0.0
     (dx, dy), _ = mean_flow(frames, inner)
-    return math.hypot(dx, dy) / max(h, w)
+    return dx / max(h, w), dy / max(h, w)
 
 
 def cell_means(u: np.ndarray, v: np.ndarray, flow: np.ndarray, weight: np.ndarray,

@@ -1,8 +1,8 @@
 """Does the photo's sky move with the reference's clouds? `benchmark --sky-clips DIR`.
 
 Each sky clip of DIR is the reference for one photo. For each:
-- the clip's own drift: `motion.mean_flow` over its sky (segmented, shrunk by 4 px) at
-  128 px, the mean vector over all its frame pairs, in px/frame;
+- the clip's own drift: `motion.clip_drift` (the mean flow vector over all its frame
+  pairs in its segmented sky, shrunk by 4 px, at 128 px), in px/frame;
 - whether `animate` moved the photo's sky, and the output's sky flow (as `benchmark` measures it);
 - the verdict: a clip that drifts at least DRIFT px/frame must move the photo's sky within
   MAX_DEGREES of its own direction; a slower one must leave it still.
@@ -19,29 +19,24 @@ from . import data, images, labels, video
 from .animation import AnimateOptions, Animator
 
 PATTERN = "sky-clip-*"  # the clips of ../shared/data/timelapse
-SIDE = 128              # the clip's drift is read at this long side
-ERODE = 4               # px its sky is shrunk by there
-DRIFT = 0.5             # px/frame at SIDE: a clip that drifts this fast must move the sky
+DRIFT = 0.5             # px/frame at 128 px: a clip that drifts this fast must move the sky
 MAX_DEGREES = 35.0
 
 
 def clip_drift(path: str, segmenter) -> tuple[float, float]:
-    """(px/frame at SIDE, degrees) of a clip's mean sky flow vector; (0, 0) without sky."""
+    """(px/frame at 128 px, degrees) of a clip's mean sky flow vector (motion.clip_drift,
+    the measure the sky's motion is gated on); (0, 0) without sky."""
     import cv2
-    from scipy import ndimage
 
-    from .motion import mean_flow
+    from .motion import DRIFT_SIDE, clip_drift as drift
     from .segment import segment_reference
 
     reader = video.FrameReader(path)
-    size = images.fit_size(reader.info.width, reader.info.height, None, SIDE)
+    size = images.fit_size(reader.info.width, reader.info.height, None, DRIFT_SIDE)
     ids = segment_reference(video.FrameReader(path), segmenter)
     sky = cv2.resize(ids.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) == labels.GROUP_NAMES.index("sky")
-    inner = ndimage.binary_erosion(sky, iterations=ERODE)
-    if not inner.any():
-        return 0.0, 0.0
-    (dx, dy), _ = mean_flow([images.resize_image(f, size) for f in reader], inner)
-    return math.hypot(dx, dy), math.degrees(math.atan2(dy, dx))
+    dx, dy = drift([images.resize_image(f, size) for f in reader], sky)
+    return math.hypot(dx, dy) * DRIFT_SIDE, math.degrees(math.atan2(dy, dx))
 
 
 def check_clip(animator: Animator, photo: str, clip: str, aopts: AnimateOptions, segmenter, motion_of) -> dict:

@@ -21,7 +21,7 @@ from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
 from .modulation import Regions, SoftLabels, class_stats, modulate
 from .night import LightHead, LightSites, albedo, greenery, light_cues, light_up, lit_share, night_transfer, \
-    place_lights, read_night, shading, window_map
+    place_lights, read_night, shading, window_map, with_windows
 
 
 @dataclass
@@ -126,7 +126,7 @@ class Generator(nn.Module):
         green = greenery(cache.base[:1])
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=green)
         if self.config.windows:
-            cache.sites = replace(cache.sites, windows=window_map(cache.base[:1], (1 - sky) * (1 - green), fill))
+            cache.sites = with_windows(cache.sites, window_map(cache.base[:1], (1 - sky) * (1 - green), fill))
         cache.albedo = albedo(linear)
         cache.ground = 1 - sky
         cache.class_mean = cache.regions.gather(cache.base_stats[0])

@@ -323,7 +323,8 @@ class LightSites:
     colour: torch.Tensor  # (M,) long: which lit-colour quantile each light takes
     cells: int           # light cells of the whole image (share x cells lights are on)
     size: tuple[int, int]
-    windows: torch.Tensor | None = None  # (1, 1, H, W) window_map: what a lit cell lights besides its lamp
+    windows: torch.Tensor | None = None  # (1, 1, H, W) window_map: what a lit cell lights instead of its lamp
+    window_count: torch.Tensor | None = None  # (H * W,) window pixels in each pixel's cell (with_windows)
 
 
 def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int], seed: int,
@@ -377,8 +378,7 @@ def render_lights(sites: LightSites, light: NightLight) -> tuple[torch.Tensor, t
     scale = max(h, w) / 256
     lamps = _glow(amp, sites, CORE_SIGMA * scale)
     if sites.windows is not None:  # a cell with windows lights them instead of a point
-        has = window_cells(sites).view(1, 1, h, w) > 0
-        lamps = torch.where(has, _cell_fill(amp, sites) * sites.windows, lamps)
+        lamps = torch.where(sites.window_count.view(1, 1, h, w) > 0, _cell_fill(amp, sites) * sites.windows, lamps)
     thrown = NEAR_GAIN * _glow(amp, sites, NEAR_SIGMA * scale) + FAR_GAIN * _glow(amp, sites, FAR_SIGMA * scale)
     return lamps, thrown
 
@@ -394,11 +394,12 @@ def _cell_fill(amp: torch.Tensor, sites: LightSites) -> torch.Tensor:
     return _upsample_cells(grid.view(-1, 3, gh, gw), sites.size)
 
 
-def window_cells(sites: LightSites) -> torch.Tensor:
-    """(H * W,) flat: how many window pixels the light cell of each pixel holds (0: a point lamp)."""
+def with_windows(sites: LightSites, windows: torch.Tensor) -> LightSites:
+    """The sites with the photo's window_map (1, 1, H, W) and, once per photo, how many
+    window pixels the light cell of each pixel holds (0: a point lamp)."""
     cell = cell_size(sites.size)
-    counts = F.avg_pool2d(sites.windows, cell, ceil_mode=True, divisor_override=1)
-    return _upsample_cells(counts, sites.size).flatten()
+    counts = F.avg_pool2d(windows, cell, ceil_mode=True, divisor_override=1)
+    return replace(sites, windows=windows, window_count=_upsample_cells(counts, sites.size).flatten())
 
 
 def _upsample_cells(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
