@@ -121,3 +121,27 @@ def test_soft_border_lowers_the_band_error_on_real_photos():
     in46 = next(r for r in rows if r["photo"] == "in46")
     assert in46["band_soft"] < 0.9 * in46["band_hard"]
     assert all(r["interior_soft"] < r["band_soft"] for r in rows)  # the error is at the border
+
+
+def test_border_content_reads_each_class_s_colour_beside_the_border():
+    from timelapse_cli.model.modulation import Border, border_content, modulate
+
+    ids = torch.zeros(128, 128, dtype=torch.long)
+    ids[:64] = 1
+    weight = torch.zeros(128, 128)
+    weight[62:66] = 0.5
+    regions = Regions(SoftLabels(ids, 1 - ids, weight), 2, (128, 128))
+    content = torch.where(ids.bool(), 10.0, -10.0).expand(1, 2, 128, 128).clone()   # (1, C=2, H, W)
+    content[:, :, 62:66] = 3.0                                  # the border pixels' own mix
+    border = border_content(content, regions)
+    own_is_sky = regions.index[regions.blend] == 1
+    assert torch.allclose(border.own[0][:, own_is_sky], torch.tensor(10.0), atol=0.5)
+    assert torch.allclose(border.other[0][:, own_is_sky], torch.tensor(-10.0), atol=0.5)
+    assert torch.allclose(border.own[0][:, ~own_is_sky], torch.tensor(-10.0), atol=0.5)
+    # Each pixel read as itself by both classes is the plain soft blend.
+    stats = class_stats(content, regions, 1e-5)
+    target = (torch.tensor([[[1.0, 2.0, 0.0]] * 2]), torch.tensor([[[0.5, 3.0, 1.0]] * 2]))
+    x = content.flatten(2)[..., regions.blend]
+    same = modulate(content, regions, None, None, 1e-5, content_stats=stats, style_stats=target, border=Border(x, x))
+    assert torch.allclose(same, modulate(content, regions, None, None, 1e-5, content_stats=stats, style_stats=target),
+                          atol=1e-5)

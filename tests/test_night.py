@@ -10,7 +10,7 @@ from PIL import Image
 
 from timelapse_cli.model import Generator, GeneratorConfig
 from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
-from timelapse_cli.model.modulation import Regions, class_stats
+from timelapse_cli.model.modulation import Regions, SoftLabels, border_content, class_stats
 from timelapse_cli.model.night import (DarkestNight, add_light, cell_size, greenery, light_cues, lit_pixels, lit_share,
                                        luminance, night_transfer, place_lights, read_night, render_lights, shading,
                                        FILL_SCALE, window_map, with_windows)
@@ -437,3 +437,45 @@ def test_the_reference_s_fill_reaches_the_photo_s_windows():
     assert 0 < sparse.sum() < dense.sum()
     points = _night_generator(windows=False)                       # config.json's switch: point lamps only
     assert points.encode_image(photo, labels, 2, sky_id=1, seed=0, night_share=0.2, night_fill=1.0).sites.windows is None
+
+
+def _skyline():
+    """A smooth blue sky over warm roofs; the segmenter's sky reaches a row into the roofs
+    and the soft matte shares the two rows at the border: (photo, SoftLabels)."""
+    g = torch.Generator().manual_seed(0)
+    photo = torch.empty(1, 3, H, W)
+    photo[:, :, :16] = torch.tensor([0.55, 0.7, 0.95]).view(1, 3, 1, 1) + 0.01 * torch.rand(1, 3, 16, W, generator=g)
+    photo[:, :, 16:] = torch.tensor([0.55, 0.4, 0.3]).view(1, 3, 1, 1) + 0.15 * torch.rand(1, 3, H - 16, W, generator=g)
+    ids = torch.zeros(H, W, dtype=torch.long)
+    ids[:17] = 1                        # row 16 is roof, labelled sky
+    weight = torch.zeros(H, W)
+    weight[15:18] = torch.tensor([0.2, 0.6, 0.3])[:, None]
+    return photo.clamp(0, 1), SoftLabels(ids, 1 - ids, weight)
+
+
+@pytest.mark.parametrize("frame", ["night", "day"])
+def test_at_night_a_soft_skyline_has_no_dark_rim_and_by_day_nothing_changes(frame):
+    photo, soft = _skyline()
+    lab = rgb_to_lab(photo)
+    regions = Regions(soft, 2, (H, W))
+    stats = class_stats(lab, regions, LAB_EPS)
+    shade = shading(lab, torch.stack([soft.ids == 0, soft.ids == 1]).float()[None])
+    g = torch.Generator().manual_seed(1)  # real nights have some texture in sky and ground
+    night = _night_frame(lamps=()) * (0.6 + 0.8 * torch.rand(1, 3, H, W, generator=g))
+    light = _read(night if frame == "night" else _day_frame(), soft.ids)
+    mean = regions.gather(stats[0])
+    border = border_content(lab, regions)
+    plain = rgb_to_lab(night_transfer(lab, regions, stats, mean, shade, light))
+    apart = rgb_to_lab(night_transfer(lab, regions, stats, mean, shade, light, border))
+    if frame == "day":
+        assert torch.allclose(plain, apart, atol=1e-4)
+        return
+    sky, roofs = apart[0, :, 2:12].mean((1, 2)), apart[0, :, 22:].mean((1, 2))   # Lab (3,) each
+    low, high = torch.minimum(sky, roofs), torch.maximum(sky, roofs)
+    # The roof row read as sky is several of the sky's small sigmas from its mean: a rim
+    # yellower (b*) than either side.
+    assert plain[0, 2, 16].mean() > high[2] + 0.5
+    # Read as the two colours it mixes, the border lies between its two sides.
+    for row in (15, 16, 17):
+        got = apart[0, :, row].mean(1)
+        assert ((got > low - 0.3) & (got < high + 0.3)).all(), (row, got, low, high)

@@ -19,7 +19,7 @@ from .config import GeneratorConfig
 from . import local
 from .decoder import Decoder
 from .encoders import VGGEncoder, VideoEncoder
-from .modulation import Regions, SoftLabels, class_stats, modulate
+from .modulation import Border, Regions, SoftLabels, border_content, class_stats, modulate
 from .night import LightHead, LightSites, albedo, greenery, light_cues, light_up, lit_share, night_transfer, \
     place_lights, read_night, shading, window_map, with_windows
 
@@ -40,6 +40,7 @@ class ImageCache:
     regions: Regions | None = None    # image classes at the photo's size (= regions1 if the same)
     base: torch.Tensor | None = None  # affine output: the photo, or its Lab for the transfer
     base_stats: tuple | None = None   # affine_base "transfer": class_stats of the Lab photo
+    border: Border | None = None      # "transfer": what its soft border pixels mix (border_content)
     sky_id: int | None = None         # the sky's class (night: never lit)
     shade: torch.Tensor | None = None  # night: the photo's daytime shading (1, 1, H, W)
     sites: LightSites | None = None    # night: where its lights are, in switch-on order
@@ -89,6 +90,7 @@ class Generator(nn.Module):
                 linear = srgb_to_linear(image)  # once: the Lab base, the lamps' albedo, the local transfer
                 cache.base = linear_to_lab(linear)
                 cache.base_stats = class_stats(cache.base, cache.regions, LAB_EPS)
+                cache.border = border_content(cache.base, cache.regions)
                 if self.night:
                     self._encode_night(cache, linear[:1], net_image[:1], labels, sky_id, seed, night_fill)
                     cache.night_share = night_share
@@ -190,7 +192,8 @@ class Generator(nn.Module):
         if image is not None:
             base = image if self.config.affine_base == "photo" else rgb_to_lab(image)
         if light is not None:
-            return night_transfer(base, cache.regions, cache.base_stats, cache.class_mean, cache.shade, light)
+            return night_transfer(base, cache.regions, cache.base_stats, cache.class_mean, cache.shade, light,
+                                  cache.border)
         if self.config.affine_base == "transfer":
             return lab_transfer(base, cache.regions, frame, style1, cache.base_stats)
         return base

@@ -85,8 +85,9 @@ class Regions:
             self.blend_weight = self.blend_weight.to(device)
         return self
 
-    def gather(self, stats: torch.Tensor) -> torch.Tensor:
-        """(B, C, K+1) per-class values -> per pixel (B, C, h, w), or (B, C, 1, 1) if single."""
+    def gather(self, stats: torch.Tensor, soft: bool = True) -> torch.Tensor:
+        """(B, C, K+1) per-class values -> per pixel (B, C, h, w), or (B, C, 1, 1) if single;
+        soft False: each pixel its own class's value, border pixels not blended."""
         b, c = stats.shape[:2]
         if self.single is not None:
             return stats[..., self.single, None, None]
@@ -95,13 +96,82 @@ class Regions:
         # (index_select along the last axis of (B, C, K+1) is ~3x slower.)
         table = stats.transpose(1, 2).contiguous()  # (B, K+1, C)
         rows = table.index_select(1, self.index)  # (B, h*w, C)
-        if self.blend is not None and len(self.blend):
+        if soft and self.blend is not None and len(self.blend):
             # Border pixels: lerp towards their second class (only these few rows are touched).
             mine = rows.index_select(1, self.blend)
             other = table.index_select(1, self.blend_index)
             weight = self.blend_weight.to(rows.dtype)[None, :, None]
             rows = rows.index_copy(1, self.blend, torch.lerp(mine, other, weight))
         return rows.view(b, *self.size, c).permute(0, 3, 1, 2)
+
+
+    def has_border(self) -> bool:
+        """Whether some pixels blend two classes (soft labels)."""
+        return self.blend is not None and len(self.blend) > 0
+
+    def border_affine(self, content: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                      border: "Border") -> torch.Tensor:
+        """content * scale + shift with per-class scale and shift (B, C, K+1), where a soft
+        border pixel is read as the two colours it mixes (`border`): each class transfers
+        its own colour beside the pixel plus the pixel's detail d, mixed by the labels'
+        weight w, lerp(T_own(own + d), T_other(other + d), w) with
+        d = x - lerp(own, other, w). With own = other = x this is the plain soft blend.
+
+        Read as sky, the ground's colour at a roof edge is a deviation of several of the
+        sky's (small) sigmas from its mean; where the two classes' transfers differ a lot
+        (at night) the blend of the two shows a dark red rim along the skyline."""
+        out = torch.addcmul(self.gather(shift, soft=False), content, self.gather(scale, soft=False))
+        b, c = out.shape[:2]
+        flat = out.reshape(b, c, -1)                                      # (B, C, h*w)
+        x = content.reshape(content.shape[0], c, -1).index_select(2, self.blend)  # (B or 1, C, n)
+        w = self.blend_weight.to(out.dtype)
+        detail = x - torch.lerp(border.own, border.other, w)
+        own_k = self.index[self.blend]
+        mine = scale[..., own_k] * (border.own + detail) + shift[..., own_k]
+        theirs = scale[..., self.blend_index] * (border.other + detail) + shift[..., self.blend_index]
+        return flat.index_copy(2, self.blend, torch.lerp(mine, theirs, w)).view(b, c, *self.size)
+
+
+@dataclass
+class Border:
+    """The colours each soft border pixel of a Regions mixes (its n blend pixels)."""
+    own: torch.Tensor    # (1 or B, C, n) its own class's colour beside it
+    other: torch.Tensor  # (1 or B, C, n) its second class's colour beside it
+
+
+def border_content(content: torch.Tensor, regions: Regions, reach: float = 1 / 32, side: int = 256) -> Border | None:
+    """The colours the two classes of each soft border pixel have beside it: content
+    (1, C, H, W) at `regions`' size; None without soft borders.
+
+    A class's colour beside a pixel is the mean of that class's pixels within `reach` of
+    the long side, weighted by how surely they are that class (1 - their own blend
+    weight), read on a grid of `side` px (it is smooth); where none is that near, the
+    class's mean."""
+    if not regions.has_border():
+        return None
+    h, w = regions.size
+    scale = min(1.0, side / max(h, w))
+    small = (max(1, round(h * scale)), max(1, round(w * scale)))
+    r = max(1, round(reach * max(small)))
+    sure = torch.ones(h * w, dtype=content.dtype, device=content.device)
+    sure[regions.blend] = (1 - regions.blend_weight.to(content.dtype)) ** 4
+    ys = (regions.blend // w * small[0] // h).clamp(max=small[0] - 1)
+    xs = (regions.blend % w * small[1] // w).clamp(max=small[1] - 1)
+    classes = (regions.index[regions.blend], regions.blend_index)      # own, other: (n,) each
+    near = [content.new_zeros(1, content.shape[1], len(regions.blend)) for _ in classes]
+    for k in torch.cat(classes).unique().tolist():
+        weight = ((regions.index == k).to(content.dtype) * sure).view(1, 1, h, w)
+        num, den = content[:1] * weight, weight
+        if scale < 1:
+            num, den = F.adaptive_avg_pool2d(num, small), F.adaptive_avg_pool2d(den, small)
+        num = F.avg_pool2d(num, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+        den = F.avg_pool2d(den, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+        whole = (content[:1] * weight).sum((2, 3)) / weight.sum().clamp(min=1e-6)   # (1, C)
+        for o, cls in zip(near, classes):
+            pick = cls == k
+            n, d = num[0][:, ys[pick], xs[pick]], den[0][:, ys[pick], xs[pick]]    # (C, m), (1, m)
+            o[0][:, pick] = torch.where(d > 1e-3, n / d.clamp(min=1e-6), whole[0][:, None])
+    return Border(*near)
 
 
 def class_stats(feat: torch.Tensor, regions: Regions, eps: float):
@@ -143,14 +213,15 @@ def class_stats(feat: torch.Tensor, regions: Regions, eps: float):
 
 def modulate(content: torch.Tensor, regions: Regions, style: torch.Tensor, style_regions: Regions,
              eps: float, noise: torch.Tensor | None = None, content_stats: tuple | None = None,
-             style_stats: tuple | None = None) -> torch.Tensor:
+             style_stats: tuple | None = None, border: Border | None = None) -> torch.Tensor:
     """Classwise AdaIN (noise None) or NoiseAdaIN (noise z of shape (B, 1, H, W)).
 
     content: (1 or B, C, H, W) with label `regions`; style: (B, C, h, w) with its own
     `style_regions` (any size). `content_stats` may hold class_stats(content) computed
     earlier (the image-only part of the decoder caches them); `style_stats` the target
-    statistics (B, C, K+1) in place of class_stats(style) (style is then unused).
-    Returns (B, C, H, W).
+    statistics (B, C, K+1) in place of class_stats(style) (style is then unused);
+    `border` (Regions.border_affine): the colours each soft border pixel mixes (None:
+    both classes act on the pixel itself). Returns (B, C, H, W).
     """
     c_mean, c_std = content_stats if content_stats is not None else class_stats(content, regions, eps)
     s_mean, s_std = style_stats if style_stats is not None else class_stats(style, style_regions, eps)
@@ -158,6 +229,9 @@ def modulate(content: torch.Tensor, regions: Regions, style: torch.Tensor, style
     # in two fused passes (addcmul) over the full-size tensor.
     scale = s_std / c_std
     shift = -c_mean * scale
-    out = torch.addcmul(regions.gather(shift), content, regions.gather(scale))
+    if border is not None and regions.has_border():
+        out = regions.border_affine(content, scale, shift, border)
+    else:
+        out = torch.addcmul(regions.gather(shift), content, regions.gather(scale))
     mean = regions.gather(s_mean)
     return out.addcmul_(mean, noise) if noise is not None else out.add_(mean)

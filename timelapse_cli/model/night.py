@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .color import LAB_EPS, lab_to_rgb, linear_to_srgb, srgb_to_linear
-from .modulation import modulate
+from .modulation import Border, modulate
 
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 weights on sRGB values
 LIT_FLOOR = 0.15                 # a lit pixel is brighter than this ...
@@ -547,11 +547,12 @@ def lamp_gain(unlit: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
 
 
 def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, class_mean: torch.Tensor, shade: torch.Tensor,
-                   light: NightLight) -> torch.Tensor:
+                   light: NightLight, border: Border | None = None) -> torch.Tensor:
     """The classwise Lab transfer of the photo to the frames' ambient light, with the day's
     shading taken out by each frame's `night`: lab (1, 3, H, W) with its class_stats
     `lab_stats`, class_mean = regions.gather(lab_stats[0]) (the photo's, computed once),
-    shade (1, 1, H, W) -> sRGB (B, 3, H, W). In daylight (night 0, nothing lit) this is
+    shade (1, 1, H, W), border: the colours beside soft border pixels (border_content)
+    -> sRGB (B, 3, H, W). In daylight (night 0, nothing lit) this is
     `lab_transfer`."""
     b = light.night.shape[0]
     lab = lab.expand(b, -1, -1, -1)
@@ -562,5 +563,26 @@ def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, class_mean: tor
         fade = 1 - TEXTURE_LOSS * n
         lightness = mean[:, :1] + (lab[:, :1] - mean[:, :1] - n * shade) * fade
         lab = torch.cat([lightness, mean[:, 1:] + (lab[:, 1:] - mean[:, 1:]) * fade], 1)
+        if border is not None:
+            border = _night_border(lab, regions, lab_stats[0], border, light.night, fade)
+    else:
+        border = None
     return lab_to_rgb(modulate(lab, regions, None, None, LAB_EPS, content_stats=lab_stats,
-                               style_stats=(light.mean, light.std)))
+                               style_stats=(light.mean, light.std), border=border))
+
+
+def _night_border(lab: torch.Tensor, regions, class_means: torch.Tensor, border: Border, night: torch.Tensor,
+                  fade: torch.Tensor) -> Border:
+    """The colours soft border pixels mix (border_content), as the frames (B,) see them:
+    flattened by `fade` (B, 1, 1, 1) about their own class's mean like the photo `lab`
+    (B, 3, H, W), and read as such in proportion to `night`; by day each pixel is itself.
+
+    At night the classes' transfers differ most (the sky's spread shrinks about 4x, the
+    ground's 20x), and a border pixel's mixed colour read by both shows as a rim. With the
+    colours read apart the night frames' band error against hand-drawn borders is 10-38%
+    lower on the five photos of `benchmark --borders`; read apart by day too, the day
+    frames' was 3-5% higher on four of them, so by day each pixel stays itself."""
+    x = lab.flatten(2)[..., regions.blend]                            # (B, 3, n)
+    f, n = fade.view(-1, 1, 1), night.view(-1, 1, 1)
+    own, other = class_means[..., regions.index[regions.blend]], class_means[..., regions.blend_index]
+    return Border(torch.lerp(x, own + (border.own - own) * f, n), torch.lerp(x, other + (border.other - other) * f, n))
