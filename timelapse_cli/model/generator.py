@@ -129,7 +129,7 @@ class Generator(nn.Module):
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=green)
         if self.config.windows:
             cache.sites = with_windows(cache.sites, window_map(cache.base[:1], (1 - sky) * (1 - green), fill))
-        cache.albedo = albedo(linear)
+        cache.albedo = albedo(linear, cache.shade[:1])
         cache.ground = 1 - sky
         cache.class_mean = cache.regions.gather(cache.base_stats[0])
 
