@@ -8,7 +8,10 @@ photo with a reference three times, with the photo's sky border from
   - that map with the soft matte (matte.py, animate's default),
 and the error against the first is measured per pixel (mean over frames and channels,
 0..255) in a band of +-BAND px around the hand border and in the interior. A wrong border
-shows as band error: sky colour on a tree top, a bright rim around a tower at night.
+shows as band error: sky colour on a tree top, a bright rim around a tower at night. The
+band error of the night frames (the hand-drawn output's mean luminance under 0.12) is
+also given on its own: night frames are dark, so their errors are small in 0..255 and
+the whole clip's mean hides them, though a rim shows there most.
 Motion is off: it is not part of this measure.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from . import images, labels, video
+from . import images, labels, metrics, video
 from .animation import Animator, to_tensor
 from .benchmark import run_method
 from .errors import InputError
@@ -93,10 +96,12 @@ def evaluate(animator: Animator, data_dir: str | Path, methods: tuple[str, ...],
                                  ref_wh, batch, seed) for v, lab in variants.items()}
             row = dict(photo=Path(photo_rel).stem, method=name, size=list(size),
                        sky_iou=float((truth & (seg == SKY)).sum() / max(1, (truth | (seg == SKY)).sum())))
+            night = metrics.is_night(out["ideal"]).cpu().numpy()                  # (N,)
             for v in ("hard", "soft"):
-                err = (out[v] - out["ideal"]).abs().mean((0, 1)).cpu().numpy() * 255  # (H, W)
-                row[f"band_{v}"] = float(err[band].mean())
-                row[f"interior_{v}"] = float(err[~band].mean())
+                err = (out[v] - out["ideal"]).abs().mean(1).cpu().numpy() * 255     # (N, H, W)
+                row[f"band_{v}"] = float(err[:, band].mean())
+                row[f"interior_{v}"] = float(err[:, ~band].mean())
+                row[f"band_{v}_night"] = float(err[night][:, band].mean()) if night.any() else float("nan")
             rows.append(row)
             tick()
     return rows

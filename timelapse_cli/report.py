@@ -194,10 +194,13 @@ def _borders_table(rows: list[dict]) -> Table:
     t = _table(f"Sky borders: error against the hand-drawn border, with {Path(REFERENCE).name}",
                f"mean |output - output with the hand-drawn sky| (0..255) in a band of +-{BAND} px around "
                "the hand-drawn border and elsewhere; hard: the built-in segmenter's map, soft: with the "
-               "sky matte (animate's default); IoU: the map's sky against the hand-drawn one",
-               "photo", "method", "sky IoU", "band hard", "band soft", "rest hard", "rest soft")
+               "sky matte (animate's default); night: the band in the night frames alone; IoU: the map's "
+               "sky against the hand-drawn one",
+               "photo", "method", "sky\nIoU", "band\nhard", "band\nsoft", "night\nhard", "night\nsoft",
+               "rest\nhard", "rest\nsoft")
     for r in rows:
         t.add_row(r["photo"], r["method"], _num(r["sky_iou"]), _num(r["band_hard"]), _num(r["band_soft"]),
+                  _num(r.get("band_hard_night")), _num(r.get("band_soft_night")),
                   _num(r["interior_hard"]), _num(r["interior_soft"]))
     return t
 

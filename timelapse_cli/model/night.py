@@ -587,9 +587,10 @@ def _night_border(lab: torch.Tensor, regions, class_means: torch.Tensor, border:
 
     At night the classes' transfers differ most (the sky's spread shrinks about 4x, the
     ground's 20x), and a border pixel's mixed colour read by both shows as a rim. With the
-    colours read apart the night frames' band error against hand-drawn borders is 10-38%
-    lower on the five photos of `benchmark --borders`; read apart by day too, the day
-    frames' was 3-5% higher on four of them, so by day each pixel stays itself."""
+    colours read apart the night frames' band error against hand-drawn borders
+    (`benchmark --borders`) is 10-38% lower on four of its five photos (in51: +1%); read
+    apart by day too, the day frames' was 3-5% higher on four of them, so by day each
+    pixel stays itself."""
     x = lab.flatten(2)[..., regions.blend]                            # (B, 3, n)
     f, n = fade.view(-1, 1, 1), night.view(-1, 1, 1)
     own, other = class_means[..., regions.index[regions.blend]], class_means[..., regions.blend_index]
