@@ -40,7 +40,7 @@ class ImageCache:
     regions: Regions | None = None    # image classes at the photo's size (= regions1 if the same)
     base: torch.Tensor | None = None  # affine output: the photo, or its Lab for the transfer
     base_stats: tuple | None = None   # affine_base "transfer": class_stats of the Lab photo
-    border: Border | None = None      # "transfer": what its soft border pixels mix (border_content)
+    border: Border | None = None      # night: what its soft border pixels mix (border_content)
     sky_id: int | None = None         # the sky's class (night: never lit)
     shade: torch.Tensor | None = None  # night: the photo's daytime shading (1, 1, H, W)
     sites: LightSites | None = None    # night: where its lights are, in switch-on order
@@ -90,7 +90,6 @@ class Generator(nn.Module):
                 linear = srgb_to_linear(image)  # once: the Lab base, the lamps' albedo, the local transfer
                 cache.base = linear_to_lab(linear)
                 cache.base_stats = class_stats(cache.base, cache.regions, LAB_EPS)
-                cache.border = border_content(cache.base, cache.regions)
                 if self.night:
                     self._encode_night(cache, linear[:1], net_image[:1], labels, sky_id, seed, night_fill)
                     cache.night_share = night_share
@@ -130,6 +129,7 @@ class Generator(nn.Module):
         if self.config.windows:
             cache.sites = with_windows(cache.sites, window_map(cache.base[:1], (1 - sky) * (1 - green), fill))
         cache.albedo = albedo(linear, cache.shade[:1])
+        cache.border = border_content(cache.base[:1], cache.regions)
         cache.ground = 1 - sky
         cache.class_mean = cache.regions.gather(cache.base_stats[0])
 

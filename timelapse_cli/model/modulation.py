@@ -104,7 +104,6 @@ class Regions:
             rows = rows.index_copy(1, self.blend, torch.lerp(mine, other, weight))
         return rows.view(b, *self.size, c).permute(0, 3, 1, 2)
 
-
     def has_border(self) -> bool:
         """Whether some pixels blend two classes (soft labels)."""
         return self.blend is not None and len(self.blend) > 0
@@ -144,9 +143,9 @@ def border_content(content: torch.Tensor, regions: Regions, reach: float = 1 / 3
     (1, C, H, W) at `regions`' size; None without soft borders.
 
     A class's colour beside a pixel is the mean of that class's pixels within `reach` of
-    the long side, weighted by how surely they are that class (1 - their own blend
-    weight), read on a grid of `side` px (it is smooth); where none is that near, the
-    class's mean."""
+    the long side (about twice the soft matte's band), weighted by how surely they are
+    that class ((1 - their own blend weight)^4: a half-and-half pixel counts 1/16), read
+    on a grid of `side` px (it is smooth); where none is that near, the class's mean."""
     if not regions.has_border():
         return None
     h, w = regions.size
