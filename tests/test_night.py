@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from timelapse_cli.model import Generator, GeneratorConfig
-from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab, srgb_to_linear
+from timelapse_cli.model.color import LAB_EPS, lab_transfer, rgb_to_lab
 from timelapse_cli.model.modulation import Regions, SoftLabels, border_content, class_stats
 from timelapse_cli.model.night import (DarkestNight, add_light, albedo, cell_size, greenery, light_cues, lit_pixels, lit_share,
                                        luminance, night_transfer, place_lights, read_night, render_lights, shading,
@@ -485,9 +485,8 @@ def test_thrown_light_shows_the_surfaces_not_the_day_s_sun_and_shadow():
     photo, labels = _scene()                       # the ground's left half is sunlit
     lab = rgb_to_lab(photo)
     masks = torch.stack([labels == 0, labels == 1]).float()[None]
-    linear = srgb_to_linear(photo)
-    shaded = albedo(linear, torch.zeros_like(lab[:, :1]))
-    flat = albedo(linear, shading(lab, masks))
+    shaded = albedo(lab, torch.zeros_like(lab[:, :1]))
+    flat = albedo(lab, shading(lab, masks))
     sun, shadow = (slice(24, 44), slice(4, 24)), (slice(24, 44), slice(40, 60))
 
     def ratio(a):

@@ -96,7 +96,7 @@ def lamps_note(cache) -> str:
         return ""
     sites = cache.sites
     on = min(len(sites.index), round(cache.night_share * sites.cells))
-    windows = 0 if sites.window_count is None else int((sites.window_count[sites.index[:on]] > 0).sum())
+    windows = 0 if sites.window_cells is None else int(sites.window_cells.flatten()[sites.index[:on]].sum())
     lit_windows = f", {windows} of them lit windows" if windows else ""
     return (f"at full night {on} lamps ({cache.night_share:.0%} of the light cells, as in the reference's "
             f"darkest frame{lit_windows})")

@@ -87,11 +87,11 @@ class Generator(nn.Module):
             if self.config.affine_base == "photo":
                 cache.base = image
             else:
-                linear = srgb_to_linear(image)  # once: the Lab base, the lamps' albedo, the local transfer
+                linear = srgb_to_linear(image)  # once: the Lab base and the local transfer
                 cache.base = linear_to_lab(linear)
                 cache.base_stats = class_stats(cache.base, cache.regions, LAB_EPS)
                 if self.night:
-                    self._encode_night(cache, linear[:1], net_image[:1], labels, sky_id, seed, night_fill)
+                    self._encode_night(cache, net_image[:1], labels, sky_id, seed, night_fill)
                     cache.night_share = night_share
                 if self.config.local and anchor is not None:
                     cache.local = local.prepare(image[:1], anchor, linear[:1])
@@ -111,14 +111,14 @@ class Generator(nn.Module):
         weight (B, 1, H, W): where this photo's lights go."""
         return self.light_head(light_cues(lab, sky))
 
-    def _encode_night(self, cache: ImageCache, linear: torch.Tensor, net_image: torch.Tensor, labels,
-                      sky_id: int | None, seed: int, fill: float | None = None) -> None:
+    def _encode_night(self, cache: ImageCache, net_image: torch.Tensor, labels, sky_id: int | None, seed: int,
+                      fill: float | None = None) -> None:
         ids = labels.ids if isinstance(labels, SoftLabels) else labels
         ids = ids.to(cache.base.device)
         k = cache.num_classes
         masks = F.one_hot(torch.where(ids < 0, k, ids), k + 1).permute(2, 0, 1)[None].to(cache.base.dtype)
         sky = (ids == sky_id).to(cache.base.dtype)[None, None] if sky_id is not None else torch.zeros_like(masks[:, :1])
-        cache.sky_id, cache.shade = sky_id, shading(cache.base, masks)
+        cache.sky_id, cache.shade = sky_id, shading(cache.base[:1], masks)
         # Ranked at the working size: the same photo gets its lamps in the same places at any
         # output size (edge densities change with the scale they are read at).
         net_lab = cache.base[:1] if cache.work == cache.size else rgb_to_lab(net_image)
@@ -128,7 +128,7 @@ class Generator(nn.Module):
         cache.sites = place_lights(logits, sky, tuple(ids.shape), seed, last=green)
         if self.config.windows:
             cache.sites = with_windows(cache.sites, window_map(cache.base[:1], (1 - sky) * (1 - green), fill))
-        cache.albedo = albedo(linear, cache.shade[:1])
+        cache.albedo = albedo(cache.base[:1], cache.shade)
         cache.border = border_content(cache.base[:1], cache.regions)
         cache.ground = 1 - sky
         cache.class_mean = cache.regions.gather(cache.base_stats[0])

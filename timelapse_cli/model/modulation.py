@@ -63,8 +63,9 @@ class Regions:
         # When one region covers everything, every column equals the global statistics.
         self.single = used[0] if len(used) == 1 else None
         self.onehot = None if self.single is not None else F.one_hot(self.index, num_classes + 1).float()
-        # Border pixels of soft labels: their flat positions, second class and its weight.
-        self.blend = self.blend_index = self.blend_weight = None
+        # Border pixels of soft labels: their flat positions, own and second class, and the
+        # second class's weight.
+        self.blend = self.blend_own = self.blend_index = self.blend_weight = None
         if soft is not None and self.single is None:
             weight = soft.weight
             if tuple(weight.shape) != self.size:
@@ -73,6 +74,7 @@ class Regions:
             other = _resize_ids(soft.other, self.size).flatten()
             weight = weight.flatten()
             self.blend = torch.nonzero(weight > 0).flatten()
+            self.blend_own = self.index[self.blend]
             self.blend_index = torch.where(other < 0, num_classes, other)[self.blend]
             self.blend_weight = weight[self.blend]
 
@@ -81,7 +83,8 @@ class Regions:
         self.counts = self.counts.to(device)
         self.onehot = None if self.onehot is None else self.onehot.to(device)
         if self.blend is not None:
-            self.blend, self.blend_index = self.blend.to(device), self.blend_index.to(device)
+            self.blend, self.blend_own = self.blend.to(device), self.blend_own.to(device)
+            self.blend_index = self.blend_index.to(device)
             self.blend_weight = self.blend_weight.to(device)
         return self
 
@@ -125,8 +128,7 @@ class Regions:
         x = content.reshape(content.shape[0], c, -1).index_select(2, self.blend)  # (B or 1, C, n)
         w = self.blend_weight.to(out.dtype)
         detail = x - torch.lerp(border.own, border.other, w)
-        own_k = self.index[self.blend]
-        mine = scale[..., own_k] * (border.own + detail) + shift[..., own_k]
+        mine = scale[..., self.blend_own] * (border.own + detail) + shift[..., self.blend_own]
         theirs = scale[..., self.blend_index] * (border.other + detail) + shift[..., self.blend_index]
         return flat.index_copy(2, self.blend, torch.lerp(mine, theirs, w)).view(b, c, *self.size)
 
@@ -156,7 +158,7 @@ def border_content(content: torch.Tensor, regions: Regions, reach: float = 1 / 3
     sure[regions.blend] = (1 - regions.blend_weight.to(content.dtype)) ** 4
     ys = (regions.blend // w * small[0] // h).clamp(max=small[0] - 1)
     xs = (regions.blend % w * small[1] // w).clamp(max=small[1] - 1)
-    classes = (regions.index[regions.blend], regions.blend_index)      # own, other: (n,) each
+    classes = (regions.blend_own, regions.blend_index)                 # (n,) each
     near = [content.new_zeros(1, content.shape[1], len(regions.blend)) for _ in classes]
     for k in torch.cat(classes).unique().tolist():
         weight = ((regions.index == k).to(content.dtype) * sure).view(1, 1, h, w)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import LAB_EPS, lab_to_rgb, linear_to_lab, linear_to_srgb, srgb_to_linear
+from .color import LAB_EPS, lab_to_rgb, linear_to_srgb, srgb_to_linear
 from .modulation import Border, modulate
 
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 weights on sRGB values
@@ -86,6 +86,13 @@ def lit_share(rgb: torch.Tensor, ground: torch.Tensor) -> torch.Tensor:
 def cell_size(size: tuple[int, int]) -> int:
     """Side of a light cell in pixels of an image of `size` = (H, W)."""
     return max(1, round(max(size) / GRID))
+
+
+def cell_grid(size: tuple[int, int]) -> tuple[int, int, int]:
+    """(cell, gh, gw): a light cell's side and how many cells cover an image of `size`
+    = (H, W) down and across (the last ones may hang over its border)."""
+    cell = cell_size(size)
+    return cell, -(-size[0] // cell), -(-size[1] // cell)
 
 
 @dataclass
@@ -324,7 +331,7 @@ class LightSites:
     cells: int           # light cells of the whole image (share x cells lights are on)
     size: tuple[int, int]
     windows: torch.Tensor | None = None  # (1, 1, H, W) window_map: what a lit cell lights instead of its lamp
-    window_count: torch.Tensor | None = None  # (H * W,) window pixels in each pixel's cell (with_windows)
+    window_cells: torch.Tensor | None = None  # (1, 1, H, W) bool: pixels of cells that hold a window
 
 
 def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int], seed: int,
@@ -335,8 +342,7 @@ def place_lights(logits: torch.Tensor, sky: torch.Tensor, size: tuple[int, int],
     Cells are ranked by logit + Gumbel noise (a draw without replacement from softmax(logits));
     sky cells never hold a light. Within its cell a light sits at a seeded spot."""
     h, w = size
-    cell = cell_size(size)
-    gh, gw = -(-h // cell), -(-w // cell)
+    cell, gh, gw = cell_grid(size)
     score = F.adaptive_avg_pool2d(logits.float(), (gh, gw)).flatten().cpu()
     skyw = F.adaptive_avg_pool2d(sky.float(), (gh, gw)).flatten().cpu()
     g = torch.Generator().manual_seed((seed & 0xFFFFFFFF) * 7_919 + 17)
@@ -378,16 +384,15 @@ def render_lights(sites: LightSites, light: NightLight) -> tuple[torch.Tensor, t
     scale = max(h, w) / 256
     lamps = _glow(amp, sites, CORE_SIGMA * scale)
     if sites.windows is not None:  # a cell with windows lights them instead of a point
-        lamps = torch.where(sites.window_count.view(1, 1, h, w) > 0, _cell_fill(amp, sites) * sites.windows, lamps)
+        lamps = torch.where(sites.window_cells, _cell_fill(amp, sites) * sites.windows, lamps)
     thrown = NEAR_GAIN * _glow(amp, sites, NEAR_SIGMA * scale) + FAR_GAIN * _glow(amp, sites, FAR_SIGMA * scale)
     return lamps, thrown
 
 
 def _cell_fill(amp: torch.Tensor, sites: LightSites) -> torch.Tensor:
     """Each light's amplitude amp (B, M, 3) over its whole cell: (B, 3, H, W)."""
-    h, w = sites.size
-    cell = cell_size(sites.size)
-    gh, gw = -(-h // cell), -(-w // cell)
+    w = sites.size[1]
+    cell, gh, gw = cell_grid(sites.size)
     cells = (sites.index // w) // cell * gw + (sites.index % w) // cell
     grid = torch.zeros(amp.shape[0], 3, gh * gw, dtype=amp.dtype, device=amp.device)
     grid.index_add_(2, cells, amp.transpose(1, 2))
@@ -395,11 +400,10 @@ def _cell_fill(amp: torch.Tensor, sites: LightSites) -> torch.Tensor:
 
 
 def with_windows(sites: LightSites, windows: torch.Tensor) -> LightSites:
-    """The sites with the photo's window_map (1, 1, H, W) and, once per photo, how many
-    window pixels the light cell of each pixel holds (0: a point lamp)."""
-    cell = cell_size(sites.size)
-    counts = F.avg_pool2d(windows, cell, ceil_mode=True, divisor_override=1)
-    return replace(sites, windows=windows, window_count=_upsample_cells(counts, sites.size).flatten())
+    """The sites with the photo's window_map (1, 1, H, W) and, once per photo, which pixels
+    are in a light cell that holds a window (the others keep a point lamp)."""
+    held = F.max_pool2d(windows, cell_size(sites.size), ceil_mode=True) > 0
+    return replace(sites, windows=windows, window_cells=_upsample_cells(held, sites.size))
 
 
 def _upsample_cells(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -429,7 +433,7 @@ def window_map(lab: torch.Tensor, ground: torch.Tensor, fill: float | None = Non
     ground) -> (1, 1, H, W) 0/1: the pixels a lit cell lights; fill: their share of a
     cell's pixels at most."""
     h, w = lab.shape[-2:]
-    cell = cell_size((h, w))
+    cell, gh, gw = cell_grid((h, w))
     light = lab[:, :1]
     # Darker than its neighbours across both axes: a pane is, the dark side of an edge or
     # a long thin line (a shadow's border, a road marking) is not.
@@ -438,7 +442,6 @@ def window_map(lab: torch.Tensor, ground: torch.Tensor, fill: float | None = Non
     dark = (across - light).clamp(min=0) * (ground > 0.5)
     # The n-th most marked pixel of each cell (n = fill x its pixels) sets its threshold.
     n = max(1, round((WINDOW_FILL if fill is None else fill * FILL_SCALE) * cell * cell))
-    gh, gw = -(-h // cell), -(-w // cell)
     cells = F.pad(dark, (0, gw * cell - w, 0, gh * cell - h)).view(gh, cell, gw, cell)
     nth = cells.permute(0, 2, 1, 3).reshape(gh, gw, -1).topk(n, -1).values[..., -1]    # (gh, gw)
     return ((dark >= WINDOW_CONTRAST) & (dark >= _upsample_cells(nth[None, None], (h, w)))).to(lab.dtype)
@@ -471,17 +474,16 @@ def _glow(amp: torch.Tensor, sites: LightSites, sigma: float) -> torch.Tensor:
 ALBEDO_CONTRAST = 0.5
 
 
-def albedo(linear: torch.Tensor, shade: torch.Tensor) -> torch.Tensor:
-    """The photo's surface colour (reflectance) for thrown light, from the photo in linear
-    light (1, 3, H, W) and its daytime shading (1, 1, H, W, L* about the class mean, see
-    `shading`): the shading taken out of the lightness, scaled so that a mid-grey surface
+def albedo(lab: torch.Tensor, shade: torch.Tensor) -> torch.Tensor:
+    """The photo's surface colour (reflectance) for thrown light, in linear light, from the
+    photo's Lab (1, 3, H, W) and its daytime shading (1, 1, H, W, L* about the class mean,
+    see `shading`): the shading taken out of the lightness, scaled so that a mid-grey surface
     reflects about half, its variation about the mean colour cut to ALBEDO_CONTRAST,
     capped at 1.
 
     A lamp lights a sunlit and a shadowed patch of the same wall alike. On the validation
     cameras' cross-scene check, taking the shading out lowers the daylight left (mean day r
     -0.05 -> -0.08) at the same PSNR (16.01 -> 16.02 dB)."""
-    lab = linear_to_lab(linear)
     linear = srgb_to_linear(lab_to_rgb(torch.cat([lab[:, :1] - shade, lab[:, 1:]], 1)))
     a = linear / luminance(linear).mean().clamp(min=1e-3) * 0.5
     return torch.lerp(a.mean((2, 3), keepdim=True), a, ALBEDO_CONTRAST).clamp(max=1)
@@ -564,6 +566,7 @@ def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, class_mean: tor
     `lab_transfer`."""
     b = light.night.shape[0]
     lab = lab.expand(b, -1, -1, -1)
+    apart = None  # by day no border pixel is read apart (_night_border)
     if bool((light.night > 0).any()):
         # Lightness about its class mean: shading out, then the texture flattened.
         n = light.night.view(-1, 1, 1, 1)
@@ -572,11 +575,9 @@ def night_transfer(lab: torch.Tensor, regions, lab_stats: tuple, class_mean: tor
         lightness = mean[:, :1] + (lab[:, :1] - mean[:, :1] - n * shade) * fade
         lab = torch.cat([lightness, mean[:, 1:] + (lab[:, 1:] - mean[:, 1:]) * fade], 1)
         if border is not None:
-            border = _night_border(lab, regions, lab_stats[0], border, light.night, fade)
-    else:
-        border = None
+            apart = _night_border(lab, regions, lab_stats[0], border, light.night, fade)
     return lab_to_rgb(modulate(lab, regions, None, None, LAB_EPS, content_stats=lab_stats,
-                               style_stats=(light.mean, light.std), border=border))
+                               style_stats=(light.mean, light.std), border=apart))
 
 
 def _night_border(lab: torch.Tensor, regions, class_means: torch.Tensor, border: Border, night: torch.Tensor,
@@ -593,5 +594,5 @@ def _night_border(lab: torch.Tensor, regions, class_means: torch.Tensor, border:
     pixel stays itself."""
     x = lab.flatten(2)[..., regions.blend]                            # (B, 3, n)
     f, n = fade.view(-1, 1, 1), night.view(-1, 1, 1)
-    own, other = class_means[..., regions.index[regions.blend]], class_means[..., regions.blend_index]
+    own, other = class_means[..., regions.blend_own], class_means[..., regions.blend_index]
     return Border(torch.lerp(x, own + (border.own - own) * f, n), torch.lerp(x, other + (border.other - other) * f, n))
