@@ -18,12 +18,16 @@ from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 from PIL import Image
 
 from .errors import InputError, TimefliesError
 from .fsutil import atomic_path
 from .images import open_image
 from .outputs import frame_folder
+
+# Deterministic RGB -> YUV conversion (see VideoWriter.write).
+_BITEXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
 
 FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_FPS = Fraction(25)
@@ -38,10 +42,6 @@ VIDEO_SUFFIXES = tuple(_OUTPUT_FORMATS)
 # H.264 levels 5.1 and 5.2, what 4K players and hardware decoders take, hold frames of up to
 # 36,864 macroblocks of 16 x 16 (4096 x 2304); larger frames need level 6, which some refuse.
 H264_MAX_MACROBLOCKS = 36_864
-# x264 holds about rc-lookahead frames (40 in preset medium) in its lookahead; at 4K that is
-# GBs, and a video shorter than that holds fewer, so peak memory grew with the video's
-# length. Frames past 100 Mpx of lookahead in all get a shorter one (10 at 4096 x 2731).
-LOOKAHEAD_PIXELS = 100_000_000
 DEFAULT_CRF = {"h264": 18, "vp9": 31}  # visually lossless-ish for each; GIF has no such knob
 _MAX_CRF = {"h264": 51, "vp9": 63}
 _VIDEO_HINT = "give an mp4/mov/webm/avi/gif file or a folder of frames"
@@ -379,7 +379,10 @@ class VideoWriter:
                 # Converted here, not inside the encoder: left to the encoder the same frames
                 # gave different bytes in about a third of runs (tests/test_video.py). The
                 # stream's own pix_fmt (set in _open_video) is the one place that names it.
-                video_frame = video_frame.reformat(format=self._stream.pix_fmt)
+                # One thread, bit-exact: the conversion does not depend on the machine's
+                # load or SIMD paths; a single thread costs about 2 ms per 4K frame.
+                video_frame = video_frame.reformat(format=self._stream.pix_fmt,
+                                                   interpolation=_BITEXACT, threads=1)
             video_frame.pts = self.frames_written  # time_base is 1/fps
             self._container.mux(self._stream.encode(video_frame))
         self.frames_written += 1
@@ -403,7 +406,14 @@ class VideoWriter:
         self._container = av.open(str(self._tmp), "w", format=self.format, options=options)
         if self.codec == "h264":
             stream = self._container.add_stream("libx264", rate=self.fps, options={
-                "crf": str(self.crf), "preset": "medium", "rc-lookahead": str(x264_lookahead(width, height))})
+                "crf": str(self.crf), "preset": "medium",
+                # Same frames, same bytes: with macroblock-tree rate control on, a loaded
+                # machine now and then encoded them up to 3 levels apart (about 1 run in 3
+                # of tests/test_video.py's check under load, none of 45 with it off); off
+                # costs 0.45 dB against the input at crf 18 (37.69 -> 37.24, same size).
+                # Without it x264 keeps no rate-control lookahead (40 frames in preset
+                # medium, 30 MB each at 4K), so memory no longer grows with a short video.
+                "x264-params": "mbtree=0"})
         elif self.codec == "vp9":
             # Constant quality (crf with b:v 0); cpu-used 4 with row threads keeps it near
             # H.264's speed, at a quality still far above the generator's own noise.
@@ -448,12 +458,6 @@ class VideoWriter:
                 with contextlib.suppress(Exception):
                     container.close()
         return False
-
-
-def x264_lookahead(width: int, height: int) -> int:
-    """Frames in x264's lookahead for this frame size: preset medium's 40, fewer for frames
-    above 2.5 Mpx (LOOKAHEAD_PIXELS in all), at least 10."""
-    return max(10, min(40, LOOKAHEAD_PIXELS // (width * height)))
 
 
 def check_readback(written: Path, frames: int, name: Path, folder: bool) -> None:
