@@ -376,11 +376,10 @@ class VideoWriter:
                 video_frame = av.VideoFrame.from_ndarray(palette_image(frame), format="pal8")
             else:
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                # Converted here, not inside the encoder: left to the encoder the same frames
-                # gave different bytes in about a third of runs (tests/test_video.py). The
-                # stream's own pix_fmt (set in _open_video) is the one place that names it.
-                # One thread, bit-exact: the conversion does not depend on the machine's
-                # load or SIMD paths; a single thread costs about 2 ms per 4K frame.
+                # Converted here, not inside the encoder, so its settings are ours: one
+                # thread, bit-exact, whatever the machine's load or SIMD paths (about 2 ms
+                # more per 4K frame). The stream's own pix_fmt (set in _open_video) is the
+                # one place that names the format.
                 video_frame = video_frame.reformat(format=self._stream.pix_fmt,
                                                    interpolation=_BITEXACT, threads=1)
             video_frame.pts = self.frames_written  # time_base is 1/fps
@@ -412,7 +411,7 @@ class VideoWriter:
                 # of tests/test_video.py's check under load, none of 45 with it off); off
                 # costs 0.45 dB against the input at crf 18 (37.69 -> 37.24, same size).
                 # Without it x264 keeps no rate-control lookahead (40 frames in preset
-                # medium, 30 MB each at 4K), so memory no longer grows with a short video.
+                # medium, 30 MB each at 4K).
                 "x264-params": "mbtree=0"})
         elif self.codec == "vp9":
             # Constant quality (crf with b:v 0); cpu-used 4 with row threads keeps it near
